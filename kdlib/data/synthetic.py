@@ -1,0 +1,1 @@
+"""Built-in procedural dataset ``synthetic_streets`` (being written)."""

@@ -1,0 +1,58 @@
+"""One tiny registry type shared by models, datasets and losses.
+
+Adding a model, dataset or loss is one new file that decorates its builder::
+
+    @MODELS.register("deeplabv3_resnet18")
+    def deeplabv3_resnet18(num_classes, **kw): ...
+
+and ``MODELS.build("deeplabv3_resnet18", num_classes=19)`` then finds it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterator, List, TypeVar
+
+T = TypeVar("T", bound=Callable[..., Any])
+
+
+class Registry:
+    """A named mapping from string keys to builders (functions or classes)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: Dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorator(obj: T) -> T:
+            if name in self._items:
+                raise KeyError(f"{self.kind} '{name}' is registered twice")
+            self._items[name] = obj
+            return obj
+
+        return decorator
+
+    def get(self, name: str) -> Callable[..., Any]:
+        try:
+            return self._items[name]
+        except KeyError:
+            known = ", ".join(sorted(self._items)) or "(none)"
+            raise KeyError(f"unknown {self.kind} '{name}'; known {self.kind}s: {known}") from None
+
+    def build(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self.get(name)(*args, **kwargs)
+
+    def names(self) -> List[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+MODELS = Registry("model")
+DATASETS = Registry("dataset")
+LOSSES = Registry("loss")
