@@ -1,0 +1,40 @@
+"""Packaging: pyproject.toml and environment.yml name the same dependencies; torch is pinned."""
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_environment_yml_matches_pyproject():
+    project = _pyproject()
+    wanted = {r.replace(" ", "") for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    listed = {r.replace(" ", "") for r in pip_section if not r.startswith("-e")}
+    assert listed == wanted
+    assert "python=3.11" in env["dependencies"]
+    assert "-e ." in pip_section
+
+
+def test_torch_is_pinned_exactly():
+    deps = {_name(r): r for r in _pyproject()["dependencies"]}
+    assert deps["torch"].replace(" ", "") == "torch==2.14.1"
+    assert deps["torchvision"].replace(" ", "") == "torchvision==0.29.1"
+
+
+def test_readme_names_the_two_commands_and_ci_calls_make_test():
+    readme = (ROOT / "README.md").read_text()
+    assert "make quick" in readme and "make test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, flags=re.M)
