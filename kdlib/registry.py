@@ -35,7 +35,7 @@ class Registry:
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "(none)"
-            raise KeyError(f"unknown {self.kind} '{name}'; known {self.kind}s: {known}") from None
+            raise KeyError(f"unknown {self.kind} '{name}'; registered: {known}") from None
 
     def build(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return self.get(name)(*args, **kwargs)

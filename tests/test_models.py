@@ -101,7 +101,7 @@ def test_width_scales_channels_and_keeps_classes():
 
 def test_aux_flag_and_bad_arguments():
     assert build_model("deeplabv3_resnet18", 3, aux=False, width=0.125).aux_head is None
-    with pytest.raises(KeyError, match="known models"):
+    with pytest.raises(KeyError, match="registered: .*deeplabv3_resnet18"):
         build_model("deeplabv3_resnet50", 19)
     with pytest.raises(ValueError):
         build_model("deeplabv3_resnet18", 0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -79,11 +79,15 @@ def _summarise(keys: List[str], limit: int = 8) -> str:
 
 
 def _check_and_build(model_state: Mapping[str, Tensor], incoming: Mapping[str, Tensor], what: str,
-                     hint: str, tolerated_extra: Tuple[str, ...] = ()) -> Dict[str, Tensor]:
-    """Validate ``incoming`` (already in kdlib names) against ``model_state``; return the full dict to load."""
-    missing = [k for k in model_state if k not in incoming and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in incoming if k not in model_state and not k.startswith(tolerated_extra)]
-    mismatched = [f"{k} {tuple(incoming[k].shape)} vs model {tuple(v.shape)}"
+                     hint: str, tolerated_extra: Tuple[str, ...] = (),
+                     display: Callable[[str], str] = lambda key: key) -> Dict[str, Tensor]:
+    """Validate ``incoming`` (already in kdlib names) against ``model_state``; return the full dict to load.
+
+    ``display`` maps a kdlib key to the name the user's file uses, so that errors name the file's keys.
+    """
+    missing = [display(k) for k in model_state if k not in incoming and not k.endswith("num_batches_tracked")]
+    unexpected = [display(k) for k in incoming if k not in model_state and not k.startswith(tolerated_extra)]
+    mismatched = [f"{display(k)} {tuple(incoming[k].shape)} vs model {tuple(v.shape)}"
                   for k, v in model_state.items() if k in incoming and incoming[k].shape != v.shape]
     problems = []
     if missing:
@@ -130,7 +134,8 @@ def load_official(model: nn.Module, state_dict: StateSource) -> nn.Module:
     hint = ("Build the kdlib model with the same architecture name, num_classes, aux=True for ResNet models "
             "and width=1.0; checkpoints of the official repository's later 'CIRKDV2' code use other head "
             "widths and do not fit the paper models.")
-    full = _check_and_build(model_state, renamed, "official checkpoint", hint)
+    full = _check_and_build(model_state, renamed, "official checkpoint", hint,
+                            display=lambda key: _rename(key, pairs, to_official=True) or key)
     model.load_state_dict(full, strict=True)
     return model
 
