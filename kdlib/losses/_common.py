@@ -1,0 +1,93 @@
+"""Small helpers shared by the pure loss functions (not part of the public API).
+
+Precision policy of every loss in :mod:`kdlib.losses.functional`:
+
+* half / bfloat16 inputs (e.g. produced by a model under ``torch.autocast``) are cast to float32, float32 and
+  float64 inputs keep their dtype (so the tests can compare the math to a float64 reference);
+* the whole computation runs with autocast **disabled**, because the official magnitudes (Af-DCD logits of
+  several thousand, KL over 8192-wide rows, sums over C*h*w) overflow or lose too much precision in fp16;
+* teacher-side tensors (teacher features / logits, memory queues) are detached: they are constants of the
+  loss, exactly as in the official code where the teacher runs under ``no_grad``.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "compute_dtype",
+    "fp32_region",
+    "resize_labels_nearest",
+    "kl_div_sum",
+    "check_same_shape",
+    "check_4d",
+]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(x: Tensor) -> Tensor:
+    """Return ``x`` as float32 if it is a low-precision (or integer) tensor, else unchanged (f32 / f64)."""
+    if x.dtype in (torch.float32, torch.float64):
+        return x
+    return x.float()
+
+
+@contextlib.contextmanager
+def fp32_region(x: Tensor) -> Iterator[None]:
+    """Disable autocast for the device type of ``x`` (no-op where autocast does not exist)."""
+    try:
+        ctx = torch.autocast(device_type=x.device.type, enabled=False)
+    except (RuntimeError, ValueError):  # pragma: no cover - exotic device types
+        ctx = contextlib.nullcontext()
+    with ctx:
+        yield
+
+
+def resize_labels_nearest(labels: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Resize (B, H, W) integer labels to ``size`` = (h, w) as the official code does.
+
+    ``F.interpolate(labels[:, None].float(), size, mode='nearest')`` -> source index
+    ``floor(dst * H / h)``, i.e. the top-left pixel of each cell for integer ratios. Returns int64 (B, h, w).
+    """
+    if labels.dim() != 3:
+        raise ValueError(f"labels must be (B, H, W), got shape {tuple(labels.shape)}")
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels.long()
+    out = F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")
+    return out[:, 0].long()
+
+
+def kl_div_sum(s_logits: Tensor, t_logits: Tensor, dim: int) -> Tensor:
+    """Sum over all elements of ``KL(softmax(t) || softmax(s))`` taken along ``dim``.
+
+    = sum p_t (log p_t - log p_s) with p = softmax along ``dim``; both computed by log-softmax (stable; a
+    vanishing teacher probability contributes exactly 0, like ``F.kl_div``). ``t_logits`` must be detached.
+    """
+    log_ps = F.log_softmax(s_logits, dim=dim)
+    with torch.no_grad():
+        log_pt = F.log_softmax(t_logits, dim=dim)
+        pt = log_pt.exp()
+    # element-wise difference first (as F.kl_div does): no cancellation between two large sums
+    return (pt * (log_pt - log_ps)).sum()
+
+
+def check_4d(name: str, x: Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"{name} must be a (B, C, h, w) tensor, got shape {tuple(x.shape)}")
+
+
+def check_same_shape(names: Sequence[str], a: Tensor, b: Tensor, dims: Sequence[int] | None = None) -> None:
+    """Raise a ValueError naming both tensors if their shapes (or the given dims) differ."""
+    if dims is None:
+        same = a.shape == b.shape
+    else:
+        same = all(a.shape[d] == b.shape[d] for d in dims)
+    if not same:
+        what = "shapes" if dims is None else f"sizes in dims {tuple(dims)}"
+        raise ValueError(f"{names[0]} and {names[1]} must have equal {what}: "
+                         f"{tuple(a.shape)} vs {tuple(b.shape)}")
