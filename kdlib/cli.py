@@ -25,6 +25,73 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_train_config(args: argparse.Namespace):
+    from kdlib.engine.config import load_config_file, merge, parse_overrides, resolve_config
+
+    overrides = load_config_file(args.config) if args.config else {}
+    overrides = merge(overrides, parse_overrides(args.overrides))
+    if args.run_dir:
+        overrides["run_dir"] = args.run_dir
+    return resolve_config(args.preset, overrides)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from kdlib.engine.trainer import train
+
+    cfg = _resolve_train_config(args)
+    if args.print_config:
+        print(cfg.to_yaml(), end="")
+        return 0
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    if not args.quiet:
+        print(f"mIoU {100 * result['miou']:.2f} (best {100 * (result['best_miou'] or 0):.2f} at iteration "
+              f"{result['best_iteration']}), {result['wall_time_s']:.0f} s -> {result['run_dir']}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from kdlib.engine.evaluate_cli import run_eval
+
+    result = run_eval(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"mIoU {100 * result['miou']:.2f}  pixel acc {100 * result['pixel_acc']:.2f}  "
+              f"({result['num_images']} images, {args.split})")
+        for name, iou in result["per_class_iou"].items():
+            print(f"  {name:<24} {100 * iou:6.2f}")
+    return 0
+
+
+def _cmd_quick(args: argparse.Namespace) -> int:
+    from kdlib.engine.config import parse_overrides
+    from kdlib.quick import run_quick
+
+    run_quick(args.results_dir, args.figures_dir, args.runs_root, parse_overrides(args.overrides),
+              methods=args.methods, progress=not args.quiet)
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "generate":
+        from kdlib.data.synthetic import generate
+
+        options = {k: v for k, v in (("num_train", args.num_train), ("num_val", args.num_val),
+                                     ("num_test", args.num_test), ("difficulty", args.difficulty)) if v is not None}
+        if args.size:
+            options["height"], options["width"] = (int(v) for v in args.size.lower().split("x"))
+        path = generate(args.root, preset=args.preset, seed=args.seed, progress=not args.quiet, **options)
+        print(f"synthetic_streets written to {path}")
+    else:
+        from kdlib.data import build_dataset, verify
+
+        report = verify(build_dataset(args.dataset, args.root, args.split, augment=False))
+        print(json.dumps(report, indent=2, default=str))
+        if report.get("problems"):
+            return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kdlib",
@@ -42,6 +109,85 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--size", metavar="HxW", help="count at this input size instead of the papers' sizes")
     info.add_argument("--num-classes", type=int, default=19, help="classes when --size is given (default 19)")
     info.set_defaults(func=_cmd_info)
+
+    from kdlib.engine.config import TrainConfig
+    from kdlib.engine.recipes import PRESETS
+
+    train = sub.add_parser(
+        "train", help="train a student, alone or distilled from a teacher",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a segmentation student (method=none) or distil a teacher into it. The config is "
+                    "resolved as: defaults < --preset < the method's paper defaults for the dataset < "
+                    "--config file < key=value overrides. Every run writes its own run directory "
+                    "(config.yaml, env.json, log.jsonl, metrics.json, per_class_iou.csv, checkpoints).",
+        epilog="config fields (override any with key=value; nested with a dot, e.g. loss_weights.kd=0.5):\n"
+               + TrainConfig.describe() + "\n\npresets: " + ", ".join(sorted(PRESETS)) +
+               "\n\nexamples:\n  kdlib train --preset quick method=none student=deeplabv3_resnet101\n"
+               "  torchrun --nproc_per_node 8 -m kdlib train --preset cityscapes method=kd "
+               "teacher_checkpoint=teacher.pth")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (values parsed as YAML)")
+    train.add_argument("--preset", choices=sorted(PRESETS), help="start from a paper or built-in preset")
+    train.add_argument("--config", metavar="YAML", help="a YAML file of config fields")
+    train.add_argument("--run-dir", help="output directory of the run")
+    train.add_argument("--resume", action="store_true", help="continue the unfinished run in --run-dir")
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in --run-dir")
+    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+    train.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser(
+        "eval", help="evaluate a checkpoint (kdlib or official) on a dataset split",
+        description="Whole-image evaluation as in the papers: dataset-level confusion matrix, mIoU = mean "
+                    "over all classes (absent classes count 0), per-class IoU, pixel accuracy.")
+    ev.add_argument("checkpoint", help="kdlib run directory, kdlib checkpoint (.pt) or official state dict (.pth)")
+    ev.add_argument("--dataset", help="dataset name (default: the run's dataset)")
+    ev.add_argument("--data-root", help="dataset root (default: the run's data_root)")
+    ev.add_argument("--split", default="val", help="split to evaluate (default val)")
+    ev.add_argument("--model", help="model name, needed for official checkpoints")
+    ev.add_argument("--width", type=float, default=1.0, help="model width for official checkpoints (1.0)")
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
+    ev.add_argument("--flip", action="store_true", help="add horizontal-flip inference (off in the papers)")
+    ev.add_argument("--scales", type=float, nargs="+", default=[1.0], help="inference scales (default 1.0)")
+    ev.add_argument("--max-samples", type=int, help="evaluate only the first N images")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.add_argument("--output", help="also write the metrics as JSON to this file")
+    ev.set_defaults(func=_cmd_eval)
+
+    quick = sub.add_parser(
+        "quick", help="the quick study: teacher, baseline and KD student on the built-in data (minutes on CPU)",
+        description="Generate the built-in data if missing, train a small teacher, a baseline student and "
+                    "distilled students, evaluate them, and write results/quick/*.csv and figures/quick/*. "
+                    "Finished runs under --runs-root are reused and unfinished ones resumed.")
+    quick.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run")
+    quick.add_argument("--methods", nargs="+", default=["kd"], help="distillation methods to compare (default kd)")
+    quick.add_argument("--results-dir", default="results/quick", help="where the CSV tables go")
+    quick.add_argument("--figures-dir", default="figures/quick", help="where the figures go")
+    quick.add_argument("--runs-root", default="runs/quick", help="where the run directories go")
+    quick.add_argument("--quiet", action="store_true", help="no progress output")
+    quick.set_defaults(func=_cmd_quick)
+
+    data = sub.add_parser("data", help="generate the built-in dataset or verify a dataset on disk",
+                          description="Dataset utilities.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="action", required=True)
+    gen = data_sub.add_parser("generate", help="write synthetic_streets (CamVid layout) to ROOT",
+                              description="Write the built-in procedural dataset synthetic_streets in the "
+                                          "official CamVid layout (deterministic from --seed).")
+    gen.add_argument("root", help="output folder")
+    gen.add_argument("--preset", default="quick", help="size preset: quick or proxy (default quick)")
+    gen.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
+    gen.add_argument("--num-train", type=int, help="override the number of train images")
+    gen.add_argument("--num-val", type=int, help="override the number of val images")
+    gen.add_argument("--num-test", type=int, help="override the number of test images")
+    gen.add_argument("--size", metavar="HxW", help="override the image size")
+    gen.add_argument("--difficulty", type=float, help="0..1: colour overlap, noise and clutter")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    ver = data_sub.add_parser("verify", help="check a dataset on disk: counts, label values, sizes",
+                              description="Read every sample of a split and report counts, label value "
+                                          "statistics and problems (exit status 1 if any).")
+    ver.add_argument("dataset", help="dataset name, e.g. cityscapes")
+    ver.add_argument("root", help="dataset root in its official layout")
+    ver.add_argument("--split", default="val", help="split to check (default val)")
+    data.set_defaults(func=_cmd_data)
     return parser
 
 

@@ -1,0 +1,63 @@
+"""Paper-style bar charts from tidy result tables (colour-blind-safe palette, PNG + PDF)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+PALETTE = "colorblind"
+
+
+def save_figure(fig: plt.Figure, path: Path, formats: Iterable[str] = ("png", "pdf")) -> List[Path]:
+    """Save ``fig`` as ``path`` with each suffix in ``formats``; returns the written paths."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        out = path.with_suffix(f".{fmt}")
+        fig.savefig(out, dpi=150, bbox_inches="tight")
+        written.append(out)
+    plt.close(fig)
+    return written
+
+
+def plot_miou(summary: pd.DataFrame, path: Path, label: str = "run", title: Optional[str] = None) -> List[Path]:
+    """Bar per run (``summary[label]``) of mIoU in %, value printed on each bar."""
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(summary), 3.2))
+    colors = sns.color_palette(PALETTE, len(summary))
+    values = 100 * summary["miou"].to_numpy()
+    bars = ax.bar(summary[label].astype(str), values, color=colors)
+    ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=8)
+    ax.set_ylabel("mIoU (%)")
+    ax.set_ylim(0, max(values.max() * 1.15, 1))
+    ax.set_title(title or "mIoU")
+    ax.spines[["top", "right"]].set_visible(False)
+    return save_figure(fig, path)
+
+
+def plot_per_class_iou(per_class: pd.DataFrame, path: Path, baseline: str, label: str = "run",
+                       title: Optional[str] = None) -> List[Path]:
+    """Grouped bars of per-class IoU (%), classes sorted by the ``baseline`` run's IoU (as CIRKD Fig. 3).
+
+    ``per_class`` is long format with columns ``label``, ``class``, ``iou``.
+    """
+    order = (per_class[per_class[label] == baseline].sort_values("iou")["class"].tolist()
+             or sorted(per_class["class"].unique()))
+    data = per_class.assign(iou_pct=100 * per_class["iou"])
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(order)), 3.4))
+    sns.barplot(data=data, x="class", y="iou_pct", hue=label, order=order, palette=PALETTE, ax=ax)
+    ax.set_xlabel("")
+    ax.set_ylabel("IoU (%)")
+    ax.set_title(title or "per-class IoU")
+    ax.tick_params(axis="x", rotation=45)
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
+    ax.legend(frameon=False, fontsize=8, ncol=min(4, data[label].nunique()))
+    ax.spines[["top", "right"]].set_visible(False)
+    return save_figure(fig, path)

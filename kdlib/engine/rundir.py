@@ -1,0 +1,102 @@
+"""A run directory: resolved config, environment, JSONL log, metrics, per-class IoU, checkpoints.
+
+Layout::
+
+    <run_dir>/config.yaml         resolved TrainConfig
+    <run_dir>/env.json            git commit, seed, versions, device, world size, command line
+    <run_dir>/log.jsonl           one JSON object per logged step / evaluation
+    <run_dir>/metrics.json        final metrics (+ best), written last: its presence marks a finished run
+    <run_dir>/per_class_iou.csv   class, iou (final and best)
+    <run_dir>/checkpoint_last.pt  resumable state (atomic)
+    <run_dir>/best.pt, final.pt   student weights (+ config) of the best validation and of the end
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+
+
+class RunDirectoryError(FileExistsError):
+    pass
+
+
+def prepare_run_dir(path: str | os.PathLike, resume: bool, overwrite: bool) -> Path:
+    """Create the run directory; refuse to clobber a finished or unfinished run unless asked."""
+    run = Path(path)
+    finished = (run / "metrics.json").is_file()
+    started = (run / "config.yaml").is_file()
+    if finished and not overwrite:
+        raise RunDirectoryError(f"{run} already holds a finished run (metrics.json); choose another --run-dir "
+                                f"or pass --overwrite to replace it")
+    if started and not finished and not (resume or overwrite):
+        raise RunDirectoryError(f"{run} holds an unfinished run; pass --resume to continue it or --overwrite "
+                                f"to start again")
+    if overwrite and run.exists():
+        for name in ("metrics.json", "log.jsonl", "per_class_iou.csv", "checkpoint_last.pt", "best.pt",
+                     "final.pt", "config.yaml", "env.json"):
+            (run / name).unlink(missing_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
+    return run
+
+
+def git_commit() -> Optional[str]:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(seed: int, device: torch.device, world_size: int) -> Dict[str, Any]:
+    import numpy
+
+    import kdlib
+
+    return {
+        "git_commit": git_commit(), "seed": seed, "device": str(device), "world_size": world_size,
+        "kdlib": kdlib.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+        "python": sys.version.split()[0], "platform": platform.platform(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cpu_threads": torch.get_num_threads(), "command": " ".join(sys.argv),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def append_jsonl(path: Path, record: Dict[str, Any]) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def write_per_class_csv(path: Path, final: Dict[str, float], best: Optional[Dict[str, float]] = None) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["class", "iou", "best_iou"] if best else ["class", "iou"])
+    for name, value in final.items():
+        writer.writerow([name, f"{value:.6f}"] + ([f"{best[name]:.6f}"] if best else []))
+    write_text_atomic(path, buf.getvalue())

@@ -1,0 +1,336 @@
+"""The training loop: student-only or teacher -> student, on CPU, one GPU, or many via ``torchrun``.
+
+Read top to bottom: ``train(cfg)`` builds data, models and the distillation method, then runs
+
+    teacher forward (no grad, eval mode) -> student forward -> CE + 0.4 aux CE + weighted distillation
+    terms -> poly lr -> zero grad -> backward -> (clip the method's own gradients) -> SGD step
+    -> periodic evaluation / atomic checkpoint
+
+exactly in the official order (SPEC.md §5). Every run writes a run directory (see ``rundir.py``).
+"""
+from __future__ import annotations
+
+import random
+import resource
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from kdlib.engine import distributed
+from kdlib.engine.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_checkpoint, rng_state, set_rng_state
+from kdlib.engine.config import TrainConfig
+from kdlib.engine.evaluate import evaluate
+from kdlib.engine.rundir import (append_jsonl, environment, prepare_run_dir, write_json, write_per_class_csv,
+                                 write_text_atomic)
+from kdlib.engine.sampler import EpochKeyed, ResumableSampler
+from kdlib.engine.sync_bn import convert_sync_batchnorm
+from kdlib.methods import DistillLoss, PairSpec, build_distiller
+from kdlib.models import OfficialCheckpointError, Segmentor, build_model, load_imagenet_backbone, load_official
+from kdlib.models.output import SegOutput
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or Inf; the message names the term and the iteration."""
+
+
+# --------------------------------------------------------------------------------------------- losses
+class StudentStep(nn.Module):
+    """Student forward and all losses in one module, so DDP sees every trained parameter in one forward."""
+
+    def __init__(self, student: Segmentor, distiller: Optional[DistillLoss], weights: Dict[str, float],
+                 aux_weight: float) -> None:
+        super().__init__()
+        self.student = student
+        self.distiller = distiller
+        self.weights = {k: float(v) for k, v in weights.items() if v}
+        self.aux_weight = aux_weight
+
+    def forward(self, images: Tensor, labels: Tensor, teacher_out: Optional[SegOutput]
+                ) -> Tuple[Tensor, Dict[str, Tensor]]:
+        out = self.student(images)
+        terms = {"ce": task_loss(out.logits, labels)}
+        if out.aux_logits is not None and self.aux_weight:
+            terms["aux_ce"] = task_loss(out.aux_logits, labels)
+        total = terms["ce"] + self.aux_weight * terms.get("aux_ce", 0.0)
+        if self.distiller is not None and teacher_out is not None:
+            distill_terms = self.distiller(out, teacher_out, labels)
+            for name, value in distill_terms.items():
+                total = total + self.weights[name] * value
+            terms.update(distill_terms)
+        return total, terms
+
+
+def task_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """CE of logits bilinearly upsampled (align_corners=True) to the label size, ignoring -1 (SPEC §3.1).
+
+    One process: the mean over valid pixels. Under DDP the local sum is divided by (global valid pixels /
+    world size), so after DDP's gradient averaging the objective is the mean over the *global* batch's
+    valid pixels, independent of how ignore pixels fall on ranks (the official code averages per GPU;
+    the two agree when every GPU holds as many valid pixels).
+    """
+    up = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=True)
+    world = distributed.world_size()
+    if world == 1:
+        return F.cross_entropy(up, labels, ignore_index=-1)
+    valid = (labels != -1).sum().to(up.dtype)
+    distributed.all_reduce_sum(valid)
+    total = F.cross_entropy(up, labels, ignore_index=-1, reduction="sum")
+    return total / (valid / world).clamp(min=1.0)
+
+
+def poly_lr(base_lr: float, iteration: int, total: int, power: float) -> float:
+    """lr_t = base * (1 - (t - 1) / T) ** power for t = 1..T (set before every step, no warm-up)."""
+    return base_lr * (1.0 - (iteration - 1) / total) ** power
+
+
+# --------------------------------------------------------------------------------------------- models
+def load_teacher(cfg: TrainConfig, num_classes: int, device: torch.device) -> Segmentor:
+    """Teacher from a kdlib run directory / checkpoint or an official CIRKD/Af-DCD state dict; frozen."""
+    if not cfg.teacher_checkpoint:
+        raise ValueError(f"method {cfg.method!r} needs a trained teacher: set teacher_checkpoint=<kdlib run "
+                         f"dir, kdlib checkpoint or official .pth>")
+    path = Path(cfg.teacher_checkpoint)
+    if path.is_dir():
+        candidates = [path / "best.pt", path / "final.pt"]
+        path = next((p for p in candidates if p.is_file()), candidates[0])
+        if not path.is_file():
+            raise FileNotFoundError(f"{cfg.teacher_checkpoint} holds no best.pt or final.pt: is the teacher "
+                                    f"run finished?")
+    if not path.is_file():
+        raise FileNotFoundError(f"teacher checkpoint not found: {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(blob, dict) and blob.get("format") == CHECKPOINT_FORMAT:
+        name, width = blob["model_name"], blob["width"]
+        if cfg.teacher and cfg.teacher != name:
+            raise ValueError(f"teacher checkpoint {path} holds a {name}, but the config asks for {cfg.teacher}")
+        if blob["num_classes"] != num_classes:
+            raise ValueError(f"teacher checkpoint {path} has {blob['num_classes']} classes but the dataset has "
+                             f"{num_classes}; train the teacher on this dataset")
+        teacher = build_model(name, num_classes, aux=blob.get("aux", True), width=width)
+        teacher.load_state_dict(blob["model"])
+    else:
+        if not cfg.teacher:
+            raise ValueError("an official teacher checkpoint needs teacher=<model name> in the config")
+        teacher = build_model(cfg.teacher, num_classes, aux=True, width=cfg.teacher_width)
+        try:
+            load_official(teacher, blob)
+        except OfficialCheckpointError as exc:
+            raise OfficialCheckpointError(f"teacher checkpoint {path}: {exc}") from None
+    teacher.eval().requires_grad_(False)
+    return teacher.to(device)
+
+
+def _disable_dropout(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+# --------------------------------------------------------------------------------------------- the loop
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True
+          ) -> Dict[str, Any]:
+    """Train a student (and distil from a teacher if ``cfg.method != 'none'``); return final metrics."""
+    from kdlib.data import build_dataset
+
+    cfg.validate()
+    dist_info = distributed.init_distributed(cfg.device)
+    device, rank, world = dist_info.device, dist_info.rank, dist_info.world_size
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the {world} processes")
+    amp_dtype = AMP_DTYPES[cfg.amp]
+    if amp_dtype is torch.float16 and device.type != "cuda":
+        raise ValueError("amp=fp16 needs a CUDA device; use amp=bf16 on CPU")
+    run_dir = Path(cfg.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.method}-{cfg.student}")
+    if dist_info.is_main:
+        prepare_run_dir(run_dir, resume, overwrite)
+    distributed.barrier()
+    seed_everything(cfg.seed * 1000 + rank)  # distinct dropout noise per rank, reproducible per run
+
+    # ---- data ----
+    data_opts = dict(cfg.dataset_options)
+    train_set = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, crop_size=tuple(cfg.crop_size),
+                              augment=True, seed=cfg.seed, **data_opts)
+    val_set = build_dataset(cfg.dataset, cfg.data_root, cfg.val_split, augment=False, **data_opts)
+    num_classes = train_set.num_classes
+
+    # ---- models ----
+    student = build_model(cfg.student, num_classes, aux=cfg.aux, width=cfg.student_width)
+    if cfg.student_imagenet:
+        load_imagenet_backbone(student, cfg.student_imagenet)
+    if cfg.disable_dropout:
+        _disable_dropout(student)
+    teacher = load_teacher(cfg, num_classes, device) if cfg.method != "none" else None
+    distiller = None
+    if teacher is not None:
+        pair = PairSpec(num_classes, student.feature_channels, teacher.feature_channels, student.c4_channels,
+                        teacher.c4_channels)
+        distiller = build_distiller(cfg.method, pair, cfg.loss_weights, cfg.method_options)
+    step_module: nn.Module = StudentStep(student, distiller, cfg.loss_weights, cfg.aux_weight if cfg.aux else 0.0)
+    if world > 1:
+        step_module = convert_sync_batchnorm(step_module, device)
+    step_module.to(device)
+    if cfg.channels_last:
+        step_module.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(step_module.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
+    core: StudentStep = step_module  # type: ignore[assignment]
+    if world > 1:
+        step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda"
+                                              else None)
+
+    # ---- resume ----
+    start, best = 0, None
+    last_path = run_dir / "checkpoint_last.pt"
+    if resume and last_path.is_file():
+        ckpt = load_checkpoint(last_path)
+        core.load_state_dict(ckpt["step_module"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"][rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])
+        start, best = ckpt["iteration"], ckpt.get("best")
+    if dist_info.is_main:
+        write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
+        env = environment(cfg.seed, device, world)
+        env.update(global_batch=cfg.batch_size, per_device_batch=cfg.batch_size // world, resumed_at=start)
+        write_json(run_dir / "env.json", env)
+
+    sampler = ResumableSampler(len(train_set), cfg.batch_size, cfg.iterations, cfg.seed, rank, world, start)
+    loader = DataLoader(EpochKeyed(train_set), batch_size=cfg.batch_size // world, sampler=sampler,
+                        num_workers=cfg.num_workers, drop_last=True, pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(cfg.seed))
+
+    # ---- loop ----
+    log_path = run_dir / "log.jsonl"
+    started = time.time()
+    bar = tqdm(total=cfg.iterations, initial=start, desc=f"train {cfg.method}", disable=not (progress and
+               dist_info.is_main), dynamic_ncols=True)
+    step_module.train()
+    iteration = start
+    for images, labels in loader:
+        iteration += 1
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True).long()
+        if cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            teacher_out = None
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_out = teacher(images)
+            total, terms = step_module(images, labels, teacher_out)
+        _check_finite(total, terms, iteration)
+        lr = poly_lr(cfg.lr, iteration, cfg.iterations, cfg.poly_power)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        if distiller is not None and distiller.clip_grad_norm:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(core.distiller.parameters(), distiller.clip_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+
+        if iteration % cfg.log_interval == 0 or iteration == cfg.iterations:
+            record = {"iteration": iteration, "lr": lr, "loss": float(total.detach()),
+                      **{k: float(v.detach()) for k, v in terms.items()}, "time": round(time.time() - started, 3)}
+            if dist_info.is_main:
+                append_jsonl(log_path, record)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("iteration", "time")})
+        bar.update(1)
+
+        if iteration % cfg.eval_interval == 0 or iteration == cfg.iterations:
+            metrics = evaluate(core.student, val_set, device, cfg.eval_scales, cfg.eval_flip,
+                               cfg.max_val_samples, progress=False, amp_dtype=amp_dtype)
+            core.student.train()
+            if dist_info.is_main:
+                append_jsonl(log_path, {"iteration": iteration, "eval": {k: metrics[k] for k in
+                                                                         ("miou", "pixel_acc", "mean_acc")}})
+                if best is None or metrics["miou"] > best["miou"]:
+                    best = {**metrics, "iteration": iteration}
+                    _save_weights(run_dir / "best.pt", core.student, cfg, best)
+            last_metrics = metrics
+        if iteration % cfg.checkpoint_interval == 0 or iteration == cfg.iterations:
+            _save_resumable(last_path, core, optimizer, scaler, iteration, best, world)
+    bar.close()
+
+    if iteration != cfg.iterations:
+        raise RuntimeError(f"the data loader stopped at iteration {iteration} of {cfg.iterations}")
+    if start == cfg.iterations:  # resumed a run that had already finished its iterations
+        last_metrics = evaluate(core.student, val_set, device, cfg.eval_scales, cfg.eval_flip,
+                                cfg.max_val_samples, progress=False, amp_dtype=amp_dtype)
+    result = {
+        "miou": last_metrics["miou"], "pixel_acc": last_metrics["pixel_acc"],
+        "mean_acc": last_metrics["mean_acc"], "miou_present": last_metrics["miou_present"],
+        "per_class_iou": last_metrics["per_class_iou"],
+        "best_miou": best["miou"] if best else None, "best_iteration": best["iteration"] if best else None,
+        "reported": "final (last iteration); best_* = best periodic validation, the papers' selection",
+        "iterations": cfg.iterations, "wall_time_s": round(time.time() - started, 2),
+        "peak_memory_mb": round(peak_memory_mb(device), 1), "world_size": world, "device": str(device),
+        "run_dir": str(run_dir),
+    }
+    if dist_info.is_main:
+        _save_weights(run_dir / "final.pt", core.student, cfg, result)
+        write_per_class_csv(run_dir / "per_class_iou.csv", result["per_class_iou"],
+                            best["per_class_iou"] if best else None)
+        write_json(run_dir / "metrics.json", result)  # written last: marks the run as finished
+    distributed.barrier()
+    return result
+
+
+def _check_finite(total: Tensor, terms: Dict[str, Tensor], iteration: int) -> None:
+    if torch.isfinite(total):
+        return
+    bad = [name for name, value in terms.items() if not torch.isfinite(value)] or ["total"]
+    raise NonFiniteLossError(
+        f"loss term {', '.join(repr(b) for b in bad)} became {float(total)} at iteration {iteration}; the last "
+        f"checkpoint is kept. Lower lr or the term's weight, or disable amp, then --resume or restart.")
+
+
+def _save_weights(path: Path, student: Segmentor, cfg: TrainConfig, metrics: Dict[str, Any]) -> None:
+    atomic_save({
+        "format": CHECKPOINT_FORMAT, "kind": "weights", "model_name": student.name, "width": student.width,
+        "num_classes": student.num_classes, "aux": student.aux_head is not None,
+        "model": student.state_dict(), "config": cfg.to_dict(),
+        "metrics": {k: v for k, v in metrics.items() if k != "per_class_iou"},
+    }, path)
+
+
+def _save_resumable(path: Path, core: StudentStep, optimizer: torch.optim.Optimizer,
+                    scaler: torch.amp.GradScaler, iteration: int, best: Optional[Dict[str, Any]],
+                    world: int) -> None:
+    states = [rng_state()]
+    if world > 1:  # every rank's RNG (dropout, masks) so a resumed DDP run continues identically
+        gathered: list = [None] * world
+        torch.distributed.all_gather_object(gathered, states[0])
+        states = gathered
+    if distributed.rank() == 0:
+        atomic_save({"format": CHECKPOINT_FORMAT, "kind": "resumable", "iteration": iteration,
+                     "step_module": core.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scaler": scaler.state_dict(), "rng": states if world > 1 else states[0], "best": best}, path)
+
+
+__all__ = ["train", "task_loss", "poly_lr", "load_teacher", "NonFiniteLossError", "StudentStep"]
