@@ -10,7 +10,8 @@ import json
 import sys
 from typing import Callable, Dict, List, Optional
 
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, KeyError, FileExistsError, NotADirectoryError)
+# bad input and a diverged run (NaN / Inf loss) are reported as one line; anything else is a bug: traceback
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, KeyError, FileExistsError, NotADirectoryError, FloatingPointError)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -36,13 +37,17 @@ def _resolve_train_config(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from kdlib.engine import distributed
     from kdlib.engine.trainer import train
 
     cfg = _resolve_train_config(args)
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
-    result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    try:
+        result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    finally:
+        distributed.cleanup()
     if not args.quiet:
         print(f"mIoU {100 * result['miou']:.2f} (best {100 * (result['best_miou'] or 0):.2f} at iteration "
               f"{result['best_iteration']}), {result['wall_time_s']:.0f} s -> {result['run_dir']}")

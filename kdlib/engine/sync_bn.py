@@ -9,9 +9,30 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 import torch.nn as nn
-import torch.nn.functional as F
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """y = sum over ranks of x, on every rank; the gradient of a sum-over-ranks is again a sum over ranks."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = x.clone()
+        dist.all_reduce(y, op=dist.ReduceOp.SUM)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def all_reduce_sum_differentiable(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable sum over ranks (identity without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    return _AllReduceSum.apply(x)
 
 
 class DistributedBatchNorm2d(nn.BatchNorm2d):
@@ -22,11 +43,11 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         c = x.shape[1]
         count = torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device)
-        sums = dist_fn.all_reduce(torch.cat([x.sum(dim=(0, 2, 3)), count]))
+        sums = all_reduce_sum_differentiable(torch.cat([x.sum(dim=(0, 2, 3)), count]))
         n = sums[c]
         mean = sums[:c] / n
         centred = x - mean.view(1, c, 1, 1)
-        var = dist_fn.all_reduce((centred * centred).sum(dim=(0, 2, 3))) / n
+        var = all_reduce_sum_differentiable((centred * centred).sum(dim=(0, 2, 3))) / n
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -54,4 +75,4 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
     return module
 
 
-__all__ = ["DistributedBatchNorm2d", "convert_sync_batchnorm", "F"]
+__all__ = ["DistributedBatchNorm2d", "convert_sync_batchnorm", "all_reduce_sum_differentiable"]

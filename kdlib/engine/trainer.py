@@ -306,7 +306,7 @@ def _check_finite(total: Tensor, terms: Dict[str, Tensor], iteration: int) -> No
         return
     bad = [name for name, value in terms.items() if not torch.isfinite(value)] or ["total"]
     raise NonFiniteLossError(
-        f"loss term {', '.join(repr(b) for b in bad)} became {float(total)} at iteration {iteration}; the last "
+        f"loss term {', '.join(repr(b) for b in bad)} became {float(total.detach())} at iteration {iteration}; the last "
         f"checkpoint is kept. Lower lr or the term's weight, or disable amp, then --resume or restart.")
 
 
