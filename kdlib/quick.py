@@ -4,8 +4,9 @@ built-in data, evaluated, tabulated and plotted in minutes on a 2-core CPU.
 Steps (each a normal ``kdlib train`` run under ``runs/quick/<name>``; a finished run is reused, an
 unfinished one resumed, so an interrupted study continues where it stopped):
 
-1. ``teacher``  DeepLabV3-R101 (reduced width) trained alone;
-2. ``baseline`` DeepLabV3-R18 (reduced width) trained alone;
+1. ``teacher``  the preset's teacher (DeepLabV3-R18 at width 0.5) trained alone, for
+   :data:`TEACHER_ITERATION_FACTOR` times the student's iterations;
+2. ``baseline`` DeepLabV3-R18 (width 0.25) trained alone;
 3. ``kd``       the same student distilled from the teacher with pixel-wise logit KD;
    further methods join as ``extra_methods``.
 
@@ -23,12 +24,16 @@ import pandas as pd
 from kdlib.engine.config import TrainConfig, resolve_config
 from kdlib.engine.rundir import write_text_atomic
 
+#: The teacher trains this many times longer than the students (it must be clearly better to teach).
+TEACHER_ITERATION_FACTOR = 1.5
+
 
 def _study_configs(runs_root: Path, overrides: Dict[str, Any], methods: Sequence[str]) -> List[tuple]:
     base = resolve_config("quick", overrides)
     teacher_dir = runs_root / "teacher"
+    teacher_iterations = int(round(TEACHER_ITERATION_FACTOR * base.iterations))
     plans = [("teacher", {"method": "none", "student": base.teacher, "student_width": base.teacher_width,
-                          "run_dir": str(teacher_dir)}),
+                          "iterations": teacher_iterations, "run_dir": str(teacher_dir)}),
              ("baseline", {"method": "none", "run_dir": str(runs_root / "baseline")})]
     for method in methods:
         plans.append((method, {"method": method, "teacher_checkpoint": str(teacher_dir),
@@ -36,12 +41,24 @@ def _study_configs(runs_root: Path, overrides: Dict[str, Any], methods: Sequence
     return [(name, resolve_config("quick", {**overrides, **plan})) for name, plan in plans]
 
 
-def _run_or_reuse(cfg: TrainConfig, progress: bool) -> Dict[str, Any]:
+def _run_or_reuse(cfg: TrainConfig, progress: bool, fresh: bool) -> Dict[str, Any]:
+    """Reuse a finished run, resume an unfinished one, or train; a run made with another config is an error."""
     import json
+
+    import yaml
 
     from kdlib.engine.trainer import train
 
     run = Path(cfg.run_dir)
+    if fresh:
+        return train(cfg, overwrite=True, progress=progress)
+    if (run / "config.yaml").is_file():
+        saved = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        wanted = yaml.safe_load(cfg.to_yaml())
+        changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+        if changed:
+            raise ValueError(f"{run} holds a run made with other settings ({', '.join(changed)}); rerun with "
+                             f"--fresh to replace the quick study's runs, or --runs-root <new folder>")
     if (run / "metrics.json").is_file():
         return json.loads((run / "metrics.json").read_text())
     return train(cfg, resume=(run / "config.yaml").is_file(), progress=progress)
@@ -49,8 +66,11 @@ def _run_or_reuse(cfg: TrainConfig, progress: bool) -> Dict[str, Any]:
 
 def run_quick(results_dir: str = "results/quick", figures_dir: str = "figures/quick",
               runs_root: str = "runs/quick", overrides: Optional[Dict[str, Any]] = None,
-              methods: Sequence[str] = ("kd",), progress: bool = True) -> pd.DataFrame:
-    """Run (or reuse) the quick study and write its tables and figures; returns the summary table."""
+              methods: Sequence[str] = ("kd",), progress: bool = True, fresh: bool = False) -> pd.DataFrame:
+    """Run (or reuse) the quick study and write its tables and figures; returns the summary table.
+
+    ``fresh=True`` retrains every run even if a finished one exists.
+    """
     from kdlib.analysis.plots import plot_miou, plot_per_class_iou
 
     started = time.time()
@@ -58,7 +78,7 @@ def run_quick(results_dir: str = "results/quick", figures_dir: str = "figures/qu
     for name, cfg in _study_configs(Path(runs_root), dict(overrides or {}), methods):
         if progress:
             print(f"[quick] {name}: {cfg.student} (width {cfg.student_width}), method {cfg.method}", flush=True)
-        result = _run_or_reuse(cfg, progress)
+        result = _run_or_reuse(cfg, progress, fresh)
         rows.append({"run": name, "model": cfg.student, "width": cfg.student_width, "method": cfg.method,
                      "miou": result["miou"], "pixel_acc": result["pixel_acc"], "best_miou": result["best_miou"],
                      "iterations": cfg.iterations, "wall_time_s": result["wall_time_s"],

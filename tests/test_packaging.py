@@ -38,3 +38,20 @@ def test_readme_names_the_two_commands_and_ci_calls_make_test():
     assert "make quick" in readme and "make test" in readme
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, flags=re.M)
+
+
+def test_top_level_layout_is_tracked():
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if not tracked:  # not a git checkout (e.g. an sdist): check the folders exist
+        tracked = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.is_file()]
+    tops = {path.split("/")[0] for path in tracked}
+    for name in ("kdlib", "notebooks", "results", "figures", "tests", "benchmarks", "environment.yml",
+                 "pyproject.toml", "README.md", "Makefile", ".ci"):
+        assert name in tops, f"{name} missing from the repository"
+
+
+def test_makefile_quick_runs_the_quick_study():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^quick:.*\n\t\$\(BIN\)/kdlib quick\b", makefile, flags=re.M)

@@ -208,3 +208,61 @@ def test_cli_train_bad_input_is_a_clear_message_not_a_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("kdlib: error: ") and str(tmp_path / "missing") in proc.stderr
     assert "Fix:" in proc.stderr  # says what to do
+
+
+def test_quick_study_tiny(data_root, tmp_path):
+    from kdlib.quick import run_quick
+
+    overrides = {"data_root": str(data_root), "dataset_options": {"preset": "tiny"}, "crop_size": [48, 96],
+                 "iterations": 4, "eval_interval": 4, "checkpoint_interval": 4, "num_workers": 0,
+                 "student_width": 0.125, "teacher_width": 0.125, "max_val_samples": 4}
+    dirs = dict(results_dir=str(tmp_path / "results"), figures_dir=str(tmp_path / "figures"),
+                runs_root=str(tmp_path / "runs"))
+    summary = run_quick(overrides=overrides, progress=False, **dirs)
+    assert list(summary["run"]) == ["teacher", "baseline", "kd"]
+    assert list(summary["iterations"]) == [6, 4, 4]  # the teacher trains 1.5x longer
+    assert summary["miou"].between(0, 1).all()
+    per_class = (tmp_path / "results" / "per_class_iou.csv").read_text().splitlines()
+    assert per_class[0] == "run,class,iou" and len(per_class) == 1 + 3 * 11
+    for name in ("miou.png", "per_class_iou.png"):
+        assert (tmp_path / "figures" / name).stat().st_size > 1000
+    kd_mtime = (tmp_path / "runs" / "kd" / "final.pt").stat().st_mtime
+    again = run_quick(overrides=overrides, progress=False, **dirs)  # finished runs are reused
+    assert (tmp_path / "runs" / "kd" / "final.pt").stat().st_mtime == kd_mtime
+    assert list(again["miou"]) == list(summary["miou"])
+    with pytest.raises(ValueError, match="iterations"):  # ... but never with other settings
+        run_quick(overrides={**overrides, "iterations": 5}, progress=False, **dirs)
+
+
+def test_official_layout_teacher_and_kdlib_eval(data_root, tmp_path, capsys):
+    """A teacher given as an official-layout state dict (``export_official``) distils like the kdlib run;
+    ``kdlib eval`` on a run directory reproduces the run's final metrics."""
+    from kdlib.cli import main
+    from kdlib.models import build_model, export_official
+
+    teacher_run = tmp_path / "teacher"
+    train(tiny_config(data_root, teacher_run), progress=False)
+    teacher = build_model("deeplabv3_resnet18", 11, width=0.125)
+    teacher.load_state_dict(final_weights(teacher_run))
+    official = tmp_path / "teacher_official.pth"
+    export_official(teacher, official)
+    assert all(k.startswith(("pretrained.", "head.", "auxlayer.")) for k in torch.load(official))
+
+    via_run = train(tiny_config(data_root, tmp_path / "kd_run", method="kd", teacher_checkpoint=str(teacher_run)),
+                    progress=False)
+    via_official = train(tiny_config(data_root, tmp_path / "kd_off", method="kd",
+                                     teacher_checkpoint=str(official)), progress=False)
+    assert via_official["miou"] == via_run["miou"]
+    assert_same_weights(final_weights(tmp_path / "kd_off"), final_weights(tmp_path / "kd_run"))
+
+    with pytest.raises(Exception, match="does not fit|shape"):  # a teacher of another width does not load
+        train(tiny_config(data_root, tmp_path / "kd_bad", method="kd", teacher_width=0.25,
+                          teacher_checkpoint=str(official)), progress=False)
+
+    out = tmp_path / "eval.json"
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "kd_run" / "final.pt"), "--output", str(out), "--max-samples", "4"]) == 0
+    assert "mIoU" in capsys.readouterr().out
+    evaluated = json.loads(out.read_text())
+    assert evaluated["miou"] == pytest.approx(via_run["miou"], abs=1e-9)
+    assert evaluated["per_class_iou"] == pytest.approx(via_run["per_class_iou"], abs=1e-9)

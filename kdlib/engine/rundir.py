@@ -62,7 +62,21 @@ def git_commit() -> Optional[str]:
         return None
 
 
+def package_versions(names: tuple = ("torchvision", "pillow", "pandas", "pyyaml", "tqdm")) -> Dict[str, Any]:
+    """Installed versions of the given distributions (None where absent)."""
+    from importlib import metadata
+
+    versions: Dict[str, Any] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def environment(seed: int, device: torch.device, world_size: int) -> Dict[str, Any]:
+    """What a run needs to be reproduced: commit, seed, device, package versions, command."""
     import numpy
 
     import kdlib
@@ -74,7 +88,7 @@ def environment(seed: int, device: torch.device, world_size: int) -> Dict[str, A
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu_threads": torch.get_num_threads(), "command": " ".join(sys.argv),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "packages": package_versions(),
     }
 
 

@@ -10,6 +10,7 @@ exactly in the official order (SPEC.md §5). Every run writes a run directory (s
 """
 from __future__ import annotations
 
+import inspect
 import random
 import resource
 import time
@@ -36,6 +37,7 @@ from kdlib.engine.sync_bn import convert_sync_batchnorm
 from kdlib.methods import DistillLoss, PairSpec, build_distiller
 from kdlib.models import OfficialCheckpointError, Segmentor, build_model, load_imagenet_backbone, load_official
 from kdlib.models.output import SegOutput
+from kdlib.registry import DATASETS
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -171,6 +173,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
 
     # ---- data ----
     data_opts = dict(cfg.dataset_options)
+    if "progress" in inspect.signature(DATASETS.get(cfg.dataset)).parameters:  # datasets generated on first use
+        data_opts.setdefault("progress", progress and dist_info.is_main)
     train_set = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, crop_size=tuple(cfg.crop_size),
                               augment=True, seed=cfg.seed, **data_opts)
     val_set = build_dataset(cfg.dataset, cfg.data_root, cfg.val_split, augment=False, **data_opts)
