@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable, Dict, List, Optional
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
 
 # bad input and a diverged run (NaN / Inf loss) are reported as one line; anything else is a bug: traceback
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, KeyError, FileExistsError, NotADirectoryError, FloatingPointError)
@@ -84,17 +85,50 @@ def _cmd_data(args: argparse.Namespace) -> int:
         options = {k: v for k, v in (("num_train", args.num_train), ("num_val", args.num_val),
                                      ("num_test", args.num_test), ("difficulty", args.difficulty)) if v is not None}
         if args.size:
-            options["height"], options["width"] = (int(v) for v in args.size.lower().split("x"))
-        path = generate(args.root, preset=args.preset, seed=args.seed, progress=not args.quiet, **options)
+            options["height"], options["width"] = _parse_size(args.size)
+        path = generate(args.root, preset=args.preset, seed=args.seed, progress=not args.quiet,
+                        workers=args.workers, overwrite=args.overwrite, **options)
         print(f"synthetic_streets written to {path}")
+    elif args.data_command == "samples":
+        from kdlib.analysis.sample_grid import plot_sample_grid, plot_synthetic_samples, save_compact_png
+
+        if args.root:
+            fig = plot_sample_grid(args.root, n=args.n, split=args.split, indices=args.indices,
+                                   columns=args.columns, title=args.title)
+        else:
+            fig = plot_synthetic_samples(preset=args.preset, n=args.n, seed=args.seed, split=args.split,
+                                         indices=args.indices, columns=args.columns, title=args.title)
+        out = Path(args.out)
+        if out.suffix.lower() == ".png":
+            save_compact_png(fig, out)               # 256-colour palette: a small file for the README
+        else:
+            from kdlib.analysis.plots import save_figure
+
+            save_figure(fig, out.with_suffix(""), formats=(out.suffix.lstrip(".") or "png",))
+        print(f"sample grid written to {out}")
     else:
         from kdlib.data import build_dataset, verify
 
-        report = verify(build_dataset(args.dataset, args.root, args.split, augment=False))
+        options: Dict[str, object] = {}
+        if args.dataset == "synthetic_streets":
+            # verify what is on disk: take the generation options from its metadata (no regeneration)
+            from kdlib.data.synthetic import loader_options_from_metadata
+
+            options = loader_options_from_metadata(args.root)
+        report = verify(build_dataset(args.dataset, args.root, args.split, augment=False, **options))
         print(json.dumps(report, indent=2, default=str))
         if report.get("problems"):
             return 1
     return 0
+
+
+def _parse_size(text: str) -> Tuple[int, int]:
+    """``'HxW'`` → ``(H, W)``; a clear error otherwise."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must be HxW, e.g. 128x256, got {text!r}") from None
+    return h, w
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--quiet", action="store_true", help="no progress output")
     quick.set_defaults(func=_cmd_quick)
 
-    data = sub.add_parser("data", help="generate the built-in dataset or verify a dataset on disk",
+    data = sub.add_parser("data", help="generate the built-in dataset, plot samples, or verify a dataset",
                           description="Dataset utilities.")
     data_sub = data.add_subparsers(dest="data_command", metavar="action", required=True)
     gen = data_sub.add_parser("generate", help="write synthetic_streets (CamVid layout) to ROOT",
@@ -185,7 +219,28 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--num-test", type=int, help="override the number of test images")
     gen.add_argument("--size", metavar="HxW", help="override the image size")
     gen.add_argument("--difficulty", type=float, help="0..1: colour overlap, noise and clutter")
+    gen.add_argument("--workers", type=int, default=1, help="render in this many processes (same files; default 1)")
+    gen.add_argument("--overwrite", action="store_true",
+                     help="replace a synthetic_streets dataset in ROOT that was generated with other options")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    smp = data_sub.add_parser(
+        "samples", help="save a grid of built-in samples with their colour-coded labels",
+        description="Save a figure of image / colour-coded label pairs with a class legend. Without --root, "
+                    "the first N images of a synthetic_streets preset are generated into a temporary folder "
+                    "(the same bytes as in the full preset); with --root, samples are read from that "
+                    "CamVid-layout folder.",
+        epilog="example (the README figure): kdlib data samples --out figures/synthetic_streets_samples.png "
+               "--preset proxy --indices 0 1 5 6 7 11 13 15")
+    smp.add_argument("--out", default="figures/synthetic_streets_samples.png",
+                     help="output image file; the suffix picks the format (default %(default)s)")
+    smp.add_argument("--root", help="read samples from this dataset folder instead of generating them")
+    smp.add_argument("--preset", default="proxy", help="synthetic_streets preset to draw from (default proxy)")
+    smp.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
+    smp.add_argument("--split", default="train", help="split to show (default train)")
+    smp.add_argument("-n", "--n", type=int, default=8, help="number of samples (default 8)")
+    smp.add_argument("--indices", type=int, nargs="+", metavar="I", help="show these samples instead of the first N")
+    smp.add_argument("--columns", type=int, default=4, help="image/label pairs per row (default 4)")
+    smp.add_argument("--title", help="figure title")
     ver = data_sub.add_parser("verify", help="check a dataset on disk: counts, label values, sizes",
                               description="Read every sample of a split and report counts, label value "
                                           "statistics and problems (exit status 1 if any).")

@@ -60,7 +60,7 @@ __all__ = [
     "CLASS_NAMES", "PALETTE", "NUM_CLASSES", "VOID", "GENERATOR_VERSION", "PRESETS", "SPLITS",
     "GenerationParams", "resolve_params", "render_scene", "generate", "ensure_generated", "read_metadata",
     "build_synthetic_streets", "GENERATION_OPTIONS", "SyntheticParamsMismatch", "render", "sample_id",
-    "METADATA_FILE", "list_file_name",
+    "METADATA_FILE", "list_file_name", "loader_options_from_metadata",
 ]
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1211,7 +1211,8 @@ def _mismatch_message(root: Path, meta: Mapping[str, Any], params: GenerationPar
     return (f"synthetic_streets: {root} already holds a dataset generated with different parameters{hint}; "
             f"differences: {'; '.join(diffs)}. Fix: pass the same generation options as when it was generated, "
             f"use another root for these options, or regenerate it with "
-            f"kdlib.data.synthetic.generate('{root}', ..., overwrite=True) (or delete the folder).")
+            f"kdlib.data.synthetic.generate('{root}', ..., overwrite=True) / "
+            f"'kdlib data generate {root} ... --overwrite' (or delete the folder).")
 
 
 def _matches(meta: Optional[Mapping[str, Any]], params: GenerationParams) -> bool:
@@ -1340,6 +1341,24 @@ def generate(root: Union[str, os.PathLike], *, preset: Optional[str] = None, see
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return root
+
+
+def loader_options_from_metadata(root: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """The ``build_dataset("synthetic_streets", root, ...)`` generation options that match what ``root`` holds.
+
+    Use it to open an existing dataset without restating how it was generated (e.g. ``kdlib data verify``).
+    Raises :class:`FileNotFoundError` naming the fix if ``root`` holds no ``synthetic_streets.json``.
+    """
+    meta = read_metadata(root)
+    if meta is None:
+        raise FileNotFoundError(
+            f"synthetic_streets: no {METADATA_FILE} in '{root}', so it holds no generated dataset. Fix: generate it "
+            f"with 'kdlib data generate {root} --preset quick' (or build_dataset('synthetic_streets', ...)), "
+            f"or pass the folder that holds it.")
+    params = dict(meta.get("params", {}))
+    options: Dict[str, Any] = {k: params[k] for k in GENERATION_OPTIONS if k in params}
+    options["generation_seed"] = params.get("seed", 0)
+    return options
 
 
 def ensure_generated(root: Union[str, os.PathLike], params: GenerationParams, progress: bool = True,
