@@ -74,7 +74,7 @@ def _cmd_quick(args: argparse.Namespace) -> int:
     from kdlib.quick import run_quick
 
     run_quick(args.results_dir, args.figures_dir, args.runs_root, parse_overrides(args.overrides),
-              methods=args.methods, progress=not args.quiet)
+              methods=args.methods, progress=not args.quiet, fresh=args.fresh)
     return 0
 
 
@@ -202,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--results-dir", default="results/quick", help="where the CSV tables go")
     quick.add_argument("--figures-dir", default="figures/quick", help="where the figures go")
     quick.add_argument("--runs-root", default="runs/quick", help="where the run directories go")
+    quick.add_argument("--fresh", action="store_true",
+                       help="retrain every run (default: reuse finished runs, resume interrupted ones)")
     quick.add_argument("--quiet", action="store_true", help="no progress output")
     quick.set_defaults(func=_cmd_quick)
 
