@@ -73,13 +73,8 @@ class ADE20K(SegmentationDataset):
         "Get ADEChallengeData2016.zip from http://sceneparsing.csail.mit.edu/ ; root = ADEChallengeData2016."
     )
     label_help = "an ADEChallengeData2016 annotation PNG with 0 = other and classes 1..150."
-
-    def map_label(self, raw: np.ndarray) -> np.ndarray:
-        return T.apply_lut(raw, LABEL_LUT)
-
-    @property
-    def split_dir(self) -> str:
-        return SPLIT_DIRS[self.split]
+    label_lut = LABEL_LUT
+    split_dirs = SPLIT_DIRS
 
     def _entry_from_id(self, token: str, list_path: Path, lineno: int) -> FilePair:
         rel = token.lstrip("/")

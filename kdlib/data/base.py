@@ -97,6 +97,10 @@ class SegmentationDataset(Dataset):
     splits: ClassVar[Tuple[str, ...]] = ("train", "val")
     split_aliases: ClassVar[Dict[str, str]] = {}
     train_splits: ClassVar[Tuple[str, ...]] = ("train", "trainval")
+    #: raw stored value -> training id (``ignore_index`` for ignored values); None: values are ids already
+    label_lut: ClassVar[Optional[np.ndarray]] = None
+    #: split -> folder name on disk, where the two differ (e.g. ADE20K's "training")
+    split_dirs: ClassVar[Dict[str, str]] = {}
     #: Human-readable description of the expected layout and where to get the data.
     layout_help: ClassVar[str] = ""
     #: What a valid raw label file contains (used in LabelValueError messages).
@@ -185,7 +189,14 @@ class SegmentationDataset(Dataset):
 
     def map_label(self, raw: np.ndarray) -> np.ndarray:
         """Map raw stored label values to training ids (``ignore_index`` for ignored pixels)."""
+        if self.label_lut is not None:
+            return T.apply_lut(raw, self.label_lut)
         return np.asarray(raw, dtype=np.int64)
+
+    @property
+    def split_dir(self) -> str:
+        """The folder name of this split on disk."""
+        return self.split_dirs.get(self.split, self.split)
 
     # ---------------------------------------------------------------------------------- list files
     def resolve(self, path: str) -> str:

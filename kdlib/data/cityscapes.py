@@ -87,9 +87,7 @@ class Cityscapes(SegmentationDataset):
         "Get leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from https://www.cityscapes-dataset.com/"
     )
     label_help = "a *_gtFine_labelIds.png with label ids 0..33 (not trainIds or colour images)."
-
-    def map_label(self, raw: np.ndarray) -> np.ndarray:
-        return T.apply_lut(raw, LABEL_LUT)
+    label_lut = LABEL_LUT
 
     @staticmethod
     def label_path_for(image_rel: str) -> str:

@@ -89,13 +89,8 @@ class COCOStuff164k(SegmentationDataset):
         "https://github.com/nightrome/cocostuff"
     )
     label_help = "a stuffthingmaps PNG with ids 0..181 and 255 = unlabeled (not the 171-class labelTrainIds)."
-
-    def map_label(self, raw: np.ndarray) -> np.ndarray:
-        return T.apply_lut(raw, LABEL_LUT)
-
-    @property
-    def split_dir(self) -> str:
-        return SPLIT_DIRS[self.split]
+    label_lut = LABEL_LUT
+    split_dirs = SPLIT_DIRS
 
     def _entry_from_id(self, token: str, list_path: Path, lineno: int) -> FilePair:
         return (

@@ -72,14 +72,12 @@ class VOC(SegmentationDataset):
         "SegmentationClassAug labels (e.g. from the DeepLab / SBD pages); root = VOCdevkit/VOC2012."
     )
     label_help = "an index PNG with classes 0..20 and 255 = boundary (ignored)."
+    label_lut = LABEL_LUT
 
     def __init__(self, root: Any, split: str = "train", *, label_dir: Optional[str] = None, **options: Any) -> None:
         split_name = self.split_aliases.get(split, split)
         self.label_dir = label_dir or ("SegmentationClassAug" if split_name == "train" else "SegmentationClass")
         super().__init__(root, split, **options)
-
-    def map_label(self, raw: np.ndarray) -> np.ndarray:
-        return T.apply_lut(raw, LABEL_LUT)
 
     def _entry_from_id(self, token: str, list_path: Path, lineno: int) -> FilePair:
         return (str(self.root / "JPEGImages" / f"{token}.jpg"), str(self.root / self.label_dir / f"{token}.png"))
