@@ -82,7 +82,7 @@ def run_quick(results_dir: str = "results/quick", figures_dir: str = "figures/qu
         rows.append({"run": name, "model": cfg.student, "width": cfg.student_width, "method": cfg.method,
                      "miou": result["miou"], "pixel_acc": result["pixel_acc"], "best_miou": result["best_miou"],
                      "iterations": cfg.iterations, "wall_time_s": result["wall_time_s"],
-                     "peak_memory_mb": result["peak_memory_mb"], "run_dir": cfg.run_dir})
+                     "run_dir": cfg.run_dir})
         per_class += [{"run": name, "class": c, "iou": v} for c, v in result["per_class_iou"].items()]
     summary, per_class_df = pd.DataFrame(rows), pd.DataFrame(per_class)
     results, figures = Path(results_dir), Path(figures_dir)
