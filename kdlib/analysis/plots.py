@@ -21,7 +21,9 @@ def save_figure(fig: plt.Figure, path: Path, formats: Iterable[str] = ("png", "p
     written = []
     for fmt in formats:
         out = path.with_suffix(f".{fmt}")
-        fig.savefig(out, dpi=150, bbox_inches="tight")
+        # no creation date in PDFs: the same figure gives the same bytes (no churn in figures/)
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
+        fig.savefig(out, dpi=150, bbox_inches="tight", metadata=metadata)
         written.append(out)
     plt.close(fig)
     return written
