@@ -266,3 +266,17 @@ def test_official_layout_teacher_and_kdlib_eval(data_root, tmp_path, capsys):
     evaluated = json.loads(out.read_text())
     assert evaluated["miou"] == pytest.approx(via_run["miou"], abs=1e-9)
     assert evaluated["per_class_iou"] == pytest.approx(via_run["per_class_iou"], abs=1e-9)
+
+
+def test_bf16_autocast_and_channels_last_train_on_cpu(data_root, tmp_path):
+    """The AMP / channels_last code path (used on GPUs) also runs on CPU with bf16 and stays close to fp32."""
+    fp32 = train(tiny_config(data_root, tmp_path / "fp32", iterations=4, eval_interval=4), progress=False)
+    bf16 = train(tiny_config(data_root, tmp_path / "bf16", iterations=4, eval_interval=4, amp="bf16",
+                             channels_last=True), progress=False)
+    log = [json.loads(line) for line in (tmp_path / "bf16" / "log.jsonl").read_text().splitlines()]
+    first = [r for r in log if "loss" in r][0]
+    ref = [json.loads(line) for line in (tmp_path / "fp32" / "log.jsonl").read_text().splitlines()][0]
+    assert first["ce"] == pytest.approx(ref["ce"], rel=0.05)  # same data and init, bf16 rounding only
+    assert 0.0 <= bf16["miou"] <= 1.0 and bf16["pixel_acc"] > 0
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        train(tiny_config(data_root, tmp_path / "fp16", amp="fp16"), progress=False)
