@@ -4,7 +4,7 @@ Read top to bottom: ``train(cfg)`` builds data, models and the distillation meth
 
     teacher forward (no grad, eval mode) -> student forward -> CE + 0.4 aux CE + weighted distillation
     terms -> poly lr -> zero grad -> backward -> (clip the method's own gradients) -> SGD step
-    -> periodic evaluation / atomic checkpoint
+    -> (the method's own step, e.g. a discriminator's Adam) -> periodic evaluation / atomic checkpoint
 
 exactly in the official order (SPEC.md §5). Every run writes a run directory (see ``rundir.py``).
 """
@@ -198,10 +198,12 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     step_module.to(device)
     if cfg.channels_last:
         step_module.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(step_module.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     core: StudentStep = step_module  # type: ignore[assignment]
+    # parameters a method trains itself (e.g. a discriminator with its own Adam) stay out of the student's SGD
+    own = {id(p) for p in core.distiller.separately_optimized_parameters()} if distiller is not None else set()
+    optimizer = torch.optim.SGD([p for p in step_module.parameters() if id(p) not in own], lr=cfg.lr,
+                                momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     if world > 1:
         step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda"
                                               else None)
@@ -257,6 +259,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
             torch.nn.utils.clip_grad_norm_(core.distiller.parameters(), distiller.clip_grad_norm)
         scaler.step(optimizer)
         scaler.update()
+        if distiller is not None:  # method's own updates after the student step (e.g. discriminator Adam)
+            terms.update(core.distiller.after_student_step())
 
         if iteration % cfg.log_interval == 0 or iteration == cfg.iterations:
             record = {"iteration": iteration, "lr": lr, "loss": float(total.detach()),

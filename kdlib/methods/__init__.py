@@ -4,6 +4,6 @@ Each module holds a method's state (projectors, queues, ...) and calls the pure 
 :mod:`kdlib.losses.functional`. Importing this package registers every method.
 """
 from kdlib.losses.base import DistillLoss, PairSpec, build_distiller
-from kdlib.methods import kd  # noqa: F401  (registers "kd")
+from kdlib.methods import afdcd, at, cirkd, cwd, fitnet, ifvd, kd, skd  # noqa: F401  (registers them)
 
 __all__ = ["DistillLoss", "PairSpec", "build_distiller"]

@@ -1,0 +1,48 @@
+"""Attention transfer (AT) as released in the CIRKD repository — SPEC §3.5."""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable
+
+from torch import Tensor
+
+from kdlib.losses.base import DistillLoss, PairSpec
+from kdlib.losses.functional import at_loss, kd_loss
+from kdlib.models.output import SegOutput
+from kdlib.registry import LOSSES
+
+
+@LOSSES.register("at")
+class AT(DistillLoss):
+    r"""Attention transfer on the head feature, plus the released baseline's KD term. Stateless.
+
+    Terms:
+
+    * ``kd`` — :func:`~kdlib.losses.functional.kd_loss` of the (B, K, h, w) logits (``kd_temperature``).
+    * ``at`` — :func:`~kdlib.losses.functional.at_loss` of the head features (B, C_s, h, w) / (B, C_t, h, w):
+      :math:`\frac{1}{B h w}\sum_{b,i}(a(F^S)_{b,i} - a(F^T)_{b,i})^2` with
+      :math:`a(F) = \mathrm{normalize}_2(\frac{1}{C}\sum_c F_c^2)` per sample over the h*w positions
+      (widths may differ).
+
+    Options: ``kd_temperature`` (1).
+    """
+
+    terms = ("kd", "at")
+
+    def __init__(self, pair: PairSpec, enabled: Iterable[str], kd_temperature: float = 1.0) -> None:
+        super().__init__(pair, enabled)
+        if kd_temperature <= 0:
+            raise ValueError(f"kd_temperature must be positive, got {kd_temperature}")
+        self.kd_temperature = float(kd_temperature)
+
+    def forward(self, student: SegOutput, teacher: SegOutput, labels: Tensor) -> Dict[str, Tensor]:
+        out: Dict[str, Tensor] = {}
+        if "kd" in self.enabled:
+            out["kd"] = kd_loss(student.logits, teacher.logits, self.kd_temperature)
+        if "at" in self.enabled:
+            out["at"] = at_loss(student.feature, teacher.feature)
+        return out
+
+    @classmethod
+    def paper_defaults(cls, dataset: str) -> Dict[str, Any]:
+        # Released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + AT 10000.
+        return {"loss_weights": {"kd": 1.0, "at": 10000.0}, "method_options": {"kd_temperature": 1.0}}

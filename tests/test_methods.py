@@ -1,0 +1,420 @@
+"""Registered method modules (kdlib.methods): building from paper_defaults, enabled terms, gradients, values
+against the pure functions with the same random choices, CIRKD queues, Af-DCD masks, the SKD discriminator hook.
+
+Tiny shapes; CPU; the whole file runs in well under a minute on one core.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kdlib.methods
+from kdlib.losses import functional as Fn
+from kdlib.methods import PairSpec, build_distiller
+from kdlib.methods.adversarial import SAGANDiscriminator
+from kdlib.models.output import SegOutput
+from kdlib.registry import LOSSES
+
+METHODS = ("cwd", "at", "fitnet", "ifvd", "skd", "cirkd", "afdcd")
+DATASETS = ("cityscapes", "camvid", "voc", "ade20k", "coco_stuff_164k", "synthetic_streets")
+K = 5
+PAIR = PairSpec(num_classes=K, student_feature=8, teacher_feature=16, student_c4=12, teacher_c4=32)
+B, H, W = 2, 16, 16
+
+
+def outputs(seed: int = 0, b: int = B, h: int = H, w: int = W, pair: PairSpec = PAIR):
+    """(student, teacher, labels): leaf tensors that require grad (teacher too, to check none reaches it)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def t(*shape):
+        return torch.randn(*shape, generator=g).requires_grad_(True)
+
+    student = SegOutput(t(b, pair.num_classes, h, w), t(b, pair.num_classes, h, w), t(b, pair.student_c4, h, w),
+                        t(b, pair.student_feature, h, w))
+    teacher = SegOutput(t(b, pair.num_classes, h, w), t(b, pair.num_classes, h, w), t(b, pair.teacher_c4, h, w),
+                        t(b, pair.teacher_feature, h, w))
+    labels = torch.randint(-1, pair.num_classes, (b, 4 * h, 4 * w), generator=g)
+    return student, teacher, labels
+
+
+def build(method: str, dataset: str = "cityscapes", pair: PairSpec = PAIR, weights=None, **options):
+    defaults = LOSSES.get(method).paper_defaults(dataset)
+    w = dict(defaults["loss_weights"], **(weights or {}))
+    opts = dict(defaults["method_options"], **options)
+    return build_distiller(method, pair, w, opts), w
+
+
+def enabled_terms(weights):
+    return {k for k, v in weights.items() if v}
+
+
+# ------------------------------------------------------------------------------------------- defaults / build
+def test_registered_names():
+    assert set(METHODS) | {"kd"} <= set(LOSSES.names())
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_paper_defaults_build(method, dataset):
+    cls = LOSSES.get(method)
+    d = cls.paper_defaults(dataset)
+    assert set(d) == {"loss_weights", "method_options"}
+    assert set(d["loss_weights"]) <= set(cls.terms)
+    module = build_distiller(method, PAIR, d["loss_weights"], d["method_options"])
+    assert set(module.enabled) == enabled_terms(d["loss_weights"])
+
+
+def test_per_dataset_weights():
+    assert LOSSES.get("cirkd").paper_defaults("voc")["loss_weights"]["memory_p2p"] == 0.01
+    assert LOSSES.get("cirkd").paper_defaults("cityscapes")["loss_weights"]["memory_p2r"] == 0.1
+    lam = {ds: LOSSES.get("afdcd").paper_defaults(ds)["loss_weights"] for ds in DATASETS}
+    assert (lam["cityscapes"]["kd"], lam["cityscapes"]["fd"], lam["cityscapes"]["ctr"]) == (1.0, 2e-6, 0.005)
+    assert (lam["camvid"]["fd"], lam["camvid"]["ctr"]) == (8e-6, 0.01)
+    assert (lam["voc"]["fd"], lam["voc"]["ctr"]) == (1e-6, 0.005)
+    assert (lam["ade20k"]["kd"], lam["ade20k"]["fd"], lam["ade20k"]["ctr"]) == (0.5, 1e-6, 0.04)
+    assert (lam["coco_stuff_164k"]["kd"], lam["coco_stuff_164k"]["fd"]) == (0.5, 5e-6)
+    assert LOSSES.get("afdcd").paper_defaults("camvid")["method_options"]["pool"] is None
+    assert LOSSES.get("afdcd").paper_defaults("cityscapes")["method_options"]["pool"] == 4
+    cwd = LOSSES.get("cwd").paper_defaults("cityscapes")
+    assert cwd["loss_weights"]["cwd_logits"] == 3.0 and cwd["loss_weights"]["cwd_feature"] == 50.0
+    assert cwd["method_options"]["temperature"] == 4.0
+
+
+# ------------------------------------------------------------------------------------------- terms / gradients
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dataset", ["cityscapes", "camvid"])
+def test_enabled_terms_finite_and_gradients(method, dataset):
+    torch.manual_seed(0)
+    module, weights = build(method, dataset)
+    module.train()
+    student, teacher, labels = outputs(1)
+    out = module(student, teacher, labels)
+    assert set(out) == enabled_terms(weights)
+    for name, value in out.items():
+        assert value.dim() == 0 and torch.isfinite(value), name
+    sum(out.values()).backward()
+    for name in ("logits", "c4" if method == "afdcd" else "feature"):   # Af-DCD distils c4, the rest the feature
+        assert getattr(student, name).grad is not None, name
+    for name, x in zip(SegOutput._fields, teacher):
+        assert x.grad is None, f"gradient reached the teacher's {name}"
+    for name, p in module.named_parameters():
+        assert p.grad is not None, f"no gradient for the module parameter {name}"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_zero_weight_disables_term(method, monkeypatch):
+    unique_fn = {"kd": "kd_loss", "at": "at_loss", "fitnet": "fitnet_loss", "ifv": "ifvd_loss",
+                 "pairwise": "skd_pairwise_loss", "batch_p2p": "cirkd_batch_p2p_loss", "fd": "afdcd_fd_loss",
+                 "ctr": "afdcd_omni_loss", "sc": "afdcd_spatial_loss", "cc": "afdcd_channel_loss"}
+    _, base = build(method)
+    terms = LOSSES.get(method).terms
+    mod = __import__(f"kdlib.methods.{method}", fromlist=["x"])
+    for term in terms:
+        weights = {t: 1.0 for t in terms}
+        weights[term] = 0.0
+        with monkeypatch.context() as m:
+            if term in unique_fn:
+                def boom(*a, **k):
+                    raise AssertionError(f"{term} computed although disabled")
+                m.setattr(mod, unique_fn[term], boom)
+            module = build_distiller(method, PAIR, weights, LOSSES.get(method).paper_defaults("cityscapes")
+                                     ["method_options"])
+            out = module(*outputs(2))
+        assert set(out) == set(terms) - {term}
+        if term == "adv":
+            assert module.adversarial is None and module.separately_optimized_parameters() == []
+        if term == "cwd_feature":
+            assert module.connector is None
+        if term == "fitnet":
+            assert module.connector is None
+        if method == "cirkd" and term == "memory_p2p":
+            assert not hasattr(module, "pixel_queue") and hasattr(module, "region_queue")
+        if method == "cirkd" and term == "memory_p2r":
+            assert not hasattr(module, "region_queue") and hasattr(module, "pixel_queue")
+    if method == "cirkd":
+        module = build_distiller("cirkd", PAIR, {"kd": 1.0, "batch_p2p": 1.0})
+        assert module.projector is None and not hasattr(module, "pixel_queue")
+    if method == "afdcd":
+        module = build_distiller("afdcd", PAIR, {"kd": 1.0})
+        assert module.align is None and module.projector is None and list(module.parameters()) == []
+
+
+def test_unknown_term_rejected():
+    with pytest.raises(ValueError, match="no loss term"):
+        build_distiller("cwd", PAIR, {"cwd": 1.0})
+
+
+# ------------------------------------------------------------------------------------------- values
+def assert_close(a, b):
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_cwd_values():
+    module, _ = build("cwd")
+    ref = copy.deepcopy(module)
+    s, t, y = outputs(3)
+    out = module(s, t, y)
+    assert module.connector.weight.shape == (16, 8, 1, 1) and module.connector.bias is None
+    assert_close(out["kd"], Fn.kd_loss(s.logits, t.logits, 1.0))
+    assert_close(out["cwd_logits"], Fn.cwd_loss(s.logits, t.logits, 4.0))
+    # official normaliser: B * C_student (8), not B * C_teacher (16)
+    assert_close(out["cwd_feature"], Fn.cwd_loss(ref.connector(s.feature), t.feature, 4.0, norm_channels=8))
+    assert_close(out["adv"], -ref.adversarial.discriminator(s.logits).mean())
+    other, _ = build("cwd", official_normaliser=False)
+    other.load_state_dict(ref.state_dict())
+    assert_close(other(s, t, y)["cwd_feature"] * 2, out["cwd_feature"])
+
+
+def test_at_fitnet_ifvd_skd_values():
+    s, t, y = outputs(4)
+    at, _ = build("at")
+    assert_close(at(s, t, y)["at"], Fn.at_loss(s.feature, t.feature))
+    fit, _ = build("fitnet")
+    assert_close(fit(s, t, y)["fitnet"], Fn.fitnet_loss(fit.connector(s.feature), t.feature))
+    assert fit.connector.bias is None
+    ifvd, _ = build("ifvd")
+    assert_close(ifvd(s, t, y)["ifv"], Fn.ifvd_loss(s.feature, t.feature, y, K))
+    skd, _ = build("skd")
+    assert_close(skd(s, t, y)["pairwise"], Fn.skd_pairwise_loss(s.feature, t.feature))
+    assert_close(skd(s, t, y)["kd"], Fn.kd_loss(s.logits, t.logits))
+
+
+CIRKD_SMALL = dict(pixel_memory_size=64, region_memory_size=8, pixel_contrast_size=20, region_contrast_size=10)
+
+
+@pytest.mark.parametrize("bug", [False, True])
+def test_cirkd_values_with_replayed_randomness(bug):
+    torch.manual_seed(0)
+    module, _ = build("cirkd", pixel_queue_bug=bug, **CIRKD_SMALL)
+    assert module.pixel_slots_per_class == 20 // K + 1 and module.region_slots_per_class == 10 // K + 1
+    ref = copy.deepcopy(module)
+    s, t, y = outputs(5)
+    module.generator = torch.Generator().manual_seed(123)
+    out = module(s, t, y)
+
+    g = torch.Generator().manual_seed(123)
+    keys = torch.rand((B, H, W), generator=g)
+    pidx = torch.randperm(64, generator=g)[:5]
+    ridx = torch.randperm(8, generator=g)[:3]
+    t_hat = F.normalize(t.feature.detach(), dim=1)
+    y_small = F.interpolate(y[:, None].float(), size=(H, W), mode="nearest")[:, 0].long()
+    Fn.cirkd_enqueue(ref.pixel_queue, ref.region_queue, ref.pixel_queue_ptr, ref.region_queue_ptr, t_hat,
+                     y_small, keys, pixels_per_class=16, pixel_queue_bug=bug)
+    p2p, p2r = Fn.cirkd_memory_losses(ref.projector(s.feature), t.feature, y, ref.pixel_queue, ref.region_queue,
+                                      pidx, ridx, 0.1, 1.0)
+    assert_close(out["memory_p2p"], p2p)
+    assert_close(out["memory_p2r"], p2r)
+    assert_close(out["batch_p2p"], Fn.cirkd_batch_p2p_loss(s.feature, t.feature, 0.1, 2))
+    assert_close(out["kd"], Fn.kd_loss(s.logits, t.logits))
+    for name in ("pixel_queue", "region_queue", "pixel_queue_ptr", "region_queue_ptr"):
+        assert torch.equal(getattr(module, name), getattr(ref, name)), name
+
+
+def test_cirkd_enqueue_after_loss_option():
+    torch.manual_seed(0)
+    first, _ = build("cirkd", **dict(CIRKD_SMALL, region_contrast_size=100))   # every region slot drawn
+    after = copy.deepcopy(first)
+    after.enqueue_first = False
+    s, t, y = outputs(6)
+    first.generator = torch.Generator().manual_seed(1)
+    after.generator = torch.Generator().manual_seed(1)
+    o1, o2 = first(s, t, y), after(s, t, y)
+    assert not torch.allclose(o1["memory_p2r"], o2["memory_p2r"])   # the contrast sets differ
+    assert torch.equal(first.region_queue, after.region_queue)      # the same writes either way
+    assert torch.equal(first.pixel_queue, after.pixel_queue)
+
+
+def test_cirkd_images_per_group():
+    module, _ = build("cirkd", weights={"memory_p2p": 0.0, "memory_p2r": 0.0}, images_per_group=2)
+    s, t, y = outputs(7, b=4)
+    halves = [Fn.cirkd_batch_p2p_loss(s.feature[i:i + 2], t.feature[i:i + 2], 0.1) for i in (0, 2)]
+    assert_close(module(s, t, y)["batch_p2p"], (halves[0] + halves[1]) / 2)
+    whole, _ = build("cirkd", weights={"memory_p2p": 0.0, "memory_p2r": 0.0}, images_per_group=None)
+    assert_close(whole(s, t, y)["batch_p2p"], Fn.cirkd_batch_p2p_loss(s.feature, t.feature, 0.1))
+
+
+def naive_enqueue(pq, rq, pptr, rptr, feat, lab, keys, per_class, bug):
+    """Official per-image, per-class loop (SPEC §3.3), with the pixel choice 'smallest keys first'."""
+    n_p, n_r = pq.shape[1], rq.shape[1]
+    for b in range(feat.shape[0]):
+        f = F.normalize(feat[b].reshape(feat.shape[1], -1), dim=0)
+        yb, kb = lab[b].reshape(-1), keys[b].reshape(-1)
+        for c in range(pq.shape[0]):
+            idxs = (yb == c).nonzero().flatten()
+            n = idxs.numel()
+            if n == 0:
+                continue
+            rq[c, rptr[c]] = F.normalize(f[:, idxs].mean(dim=1), dim=0)
+            rptr[c] = (rptr[c] + 1) % n_r
+            k = min(n, per_class)
+            cand = torch.arange(n) if bug else idxs
+            picked = cand[torch.argsort(kb[cand])[:k]]
+            vec = F.normalize(f[:, picked].t(), dim=1)
+            p = int(pptr[c])
+            if p + k >= n_p:
+                pq[c, n_p - k:] = vec
+                pptr[c] = 0
+            else:
+                pq[c, p:p + k] = vec
+                pptr[c] = (p + k) % n_p
+
+
+@pytest.mark.parametrize("bug", [False, True])
+def test_cirkd_queue_contents_match_naive_loop(bug):
+    torch.manual_seed(0)
+    module, _ = build("cirkd", pixel_queue_bug=bug, pixel_memory_size=40, region_memory_size=3)
+    g = torch.Generator().manual_seed(9)
+    b, h, w = 3, 8, 8
+    y = torch.randint(-1, K, (b, h, w), generator=g)
+    y[0, :6] = 2                                              # a big class (more than 16 pixels)
+    for step in range(3):                                     # several calls: pointers wrap and reset
+        feat = torch.randn(b, 16, h, w, generator=g)
+        keys = torch.rand(b, h, w, generator=g)
+        expected = [module.pixel_queue.clone(), module.region_queue.clone(), module.pixel_queue_ptr.clone(),
+                    module.region_queue_ptr.clone()]
+        naive_enqueue(*expected, feat, y, keys, 16, bug)
+        module.enqueue(feat, y, keys)
+        torch.testing.assert_close(module.pixel_queue, expected[0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(module.region_queue, expected[1], rtol=1e-5, atol=1e-6)
+        assert torch.equal(module.pixel_queue_ptr, expected[2])
+        assert torch.equal(module.region_queue_ptr, expected[3])
+
+
+def test_cirkd_state_dict_round_trip():
+    torch.manual_seed(0)
+    module, _ = build("cirkd", **CIRKD_SMALL)
+    for seed in range(3):
+        module(*outputs(seed))
+    sd = module.state_dict()
+    for name in ("pixel_queue", "pixel_queue_ptr", "region_queue", "region_queue_ptr"):
+        assert name in sd
+    assert int(module.pixel_queue_ptr.sum()) > 0 and int(module.region_queue_ptr.sum()) > 0
+    torch.manual_seed(1)
+    fresh, _ = build("cirkd", **CIRKD_SMALL)
+    assert not torch.equal(fresh.pixel_queue, module.pixel_queue)
+    fresh.load_state_dict(sd)
+    for name in ("pixel_queue", "pixel_queue_ptr", "region_queue", "region_queue_ptr"):
+        assert torch.equal(getattr(fresh, name), getattr(module, name)), name
+    # queues stay unit vectors
+    torch.testing.assert_close(module.pixel_queue.norm(dim=2), torch.ones(K, 64))
+
+
+@pytest.mark.parametrize("options", [{}, {"enhance_projector": True}, {"rand_mask": False}])
+def test_afdcd_values_with_replayed_mask(options):
+    torch.manual_seed(0)
+    module, _ = build("afdcd", weights={"sc": 1.0, "cc": 1.0}, **options)
+    assert module.clip_grad_norm == 15.0
+    ref = copy.deepcopy(module)
+    s, t, y = outputs(8)
+    module.generator = torch.Generator().manual_seed(5)
+    out = module(s, t, y)
+    if module.rand_mask:
+        u = torch.rand((B, 1, H, W), generator=torch.Generator().manual_seed(5))
+        mask = (u <= 0.25).float()
+    else:
+        mask = torch.ones(B, 1, H, W)
+        mask[..., 5:10, 5:10] = 0
+    g = ref.projector(ref.align(s.c4) * mask)
+    assert_close(out["fd"], Fn.afdcd_fd_loss(g, t.c4))
+    assert_close(out["ctr"], Fn.afdcd_omni_loss(g, t.c4, 16, 4, 4, 0.07, "l1", "topleft"))
+    assert_close(out["sc"], Fn.afdcd_spatial_loss(g, t.c4, 4, 4, 0.07, "l1", "topleft"))
+    assert_close(out["cc"], Fn.afdcd_channel_loss(g, t.c4, 16, 4, 0.07, "l1"))
+    assert_close(out["kd"], Fn.kd_loss(s.logits, t.logits))
+    n_params = sum(p.numel() for p in module.projector.parameters())
+    assert n_params == (4 if options.get("enhance_projector") else 2) * (32 * 32 * 9 + 32)
+
+
+def test_afdcd_camvid_45x45_crop():
+    module, _ = build("afdcd", "camvid")
+    s, t, y = outputs(9, h=45, w=45)
+    module.generator = torch.Generator().manual_seed(0)
+    out = module(s, t, y)
+    ref_mask = (torch.rand((B, 1, 45, 45), generator=torch.Generator().manual_seed(0)) <= 0.25).float()
+    g = module.projector(module.align(s.c4) * ref_mask)
+    assert_close(out["ctr"], Fn.afdcd_omni_loss(g[..., :44, :44], t.c4[..., :44, :44], 16, 4, None))
+
+
+def test_afdcd_mask_ratio():
+    module, _ = build("afdcd")
+    module.generator = torch.Generator().manual_seed(0)
+    for ratio in (0.75, 0.5, 0.0):
+        module.mask_ratio = ratio
+        m = module.draw_mask(8, 64, 64, torch.device("cpu"))
+        assert m.shape == (8, 1, 64, 64) and set(m.unique().tolist()) <= {0.0, 1.0}
+        assert abs(float((m == 0).float().mean()) - ratio) < 0.01
+        assert not torch.equal(m[0], m[1]) or ratio == 0.0       # drawn per image
+    module.rand_mask = False
+    m = module.draw_mask(2, 12, 9, torch.device("cpu"))
+    zero = torch.zeros(12, 9, dtype=torch.bool)
+    zero[4:8, 3:6] = True
+    assert torch.equal(m[0, 0] == 0, zero) and torch.equal(m[0], m[1])
+
+
+# ------------------------------------------------------------------------------------------- adversarial
+def test_skd_discriminator_updated_only_by_hook():
+    torch.manual_seed(0)
+    module, weights = build("skd")
+    assert weights["adv"] > 0 and module.adversarial is not None
+    own = module.separately_optimized_parameters()
+    d_params = list(module.adversarial.discriminator.parameters())
+    assert {id(p) for p in own} == {id(p) for p in d_params}
+    # the trainer's SGD over everything but the discriminator (SKD has no other parameter: a stand-in student)
+    student_param = torch.nn.Parameter(torch.ones(1))
+    rest = [p for p in module.parameters() if id(p) not in {id(q) for q in own}]
+    assert rest == []
+    sgd = torch.optim.SGD([student_param] + rest, lr=0.1, weight_decay=1e-4)
+    before = [p.detach().clone() for p in d_params]
+    s, t, y = outputs(10)
+    out = module(s, t, y)
+    (sum(out.values()) * student_param).sum().backward()
+    sgd.step()
+    assert all(torch.equal(p, q) for p, q in zip(d_params, before)), "the student's SGD moved D"
+    diag = module.after_student_step()
+    assert set(diag) == {"adv_d"} and torch.isfinite(diag["adv_d"])
+    assert any(not torch.equal(p, q) for p, q in zip(d_params, before)), "the hook did not update D"
+    assert module.after_student_step() == {}                     # nothing cached: no second step
+    opt = module.adversarial.optimizer()
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["lr"] == 4e-4 and opt.defaults["betas"] == (0.9, 0.99)
+    assert len(opt.state) == len(d_params)
+
+    # Adam's state travels with the module's state_dict (resumable checkpoints)
+    sd = module.state_dict()
+    torch.manual_seed(1)
+    fresh, _ = build("skd")
+    fresh.load_state_dict(sd)
+    st_a = module.adversarial.optimizer().state_dict()["state"]
+    st_b = fresh.adversarial.optimizer().state_dict()["state"]
+    assert st_a.keys() == st_b.keys()
+    for k in st_a:
+        assert torch.equal(st_a[k]["exp_avg"], st_b[k]["exp_avg"])
+
+
+def test_default_hooks_do_nothing():
+    module, _ = build("cirkd", **CIRKD_SMALL)
+    assert module.separately_optimized_parameters() == [] and module.after_student_step() == {}
+
+
+def test_discriminator_size_safe():
+    torch.manual_seed(0)
+    d = SAGANDiscriminator(K, conv_dim=8).eval()
+    x = torch.randn(2, K, 64, 96)
+    official = copy.deepcopy(d)
+    official.size_safe = False
+    assert torch.equal(d(x), official(x)) and d(x).shape == (2, 1, 1, 3)   # official layout kept for >= 64
+    small = torch.randn(2, K, 45, 45)                                        # CamVid 360x360 crops
+    with pytest.raises(RuntimeError):
+        official(small)
+    assert d(small).shape == (2, 1, 1, 1)
+    assert d(torch.randn(1, K, 8, 16)).shape == (1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("method", ["ifvd", "cwd"])
+def test_adversarial_term_in_other_baselines(method):
+    module, weights = build(method)
+    assert weights["adv"] == 0.001 and module.adversarial is not None
+    out = module(*outputs(11))
+    sum(out.values()).backward()
+    assert "adv_d" in module.after_student_step()
