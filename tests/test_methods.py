@@ -418,3 +418,31 @@ def test_adversarial_term_in_other_baselines(method):
     out = module(*outputs(11))
     sum(out.values()).backward()
     assert "adv_d" in module.after_student_step()
+
+
+def test_cirkd_enqueue_uses_all_ranks_in_rank_order(monkeypatch):
+    """Simulated 2-rank all-gather: the queues receive both ranks' images (rank 0 first), keys included."""
+    torch.manual_seed(0)
+    module, _ = build("cirkd", pixel_memory_size=40, region_memory_size=3)
+    g = torch.Generator().manual_seed(3)
+    b, h, w = 2, 8, 8
+    mine = (torch.randn(b, 16, h, w, generator=g), torch.randint(-1, K, (b, h, w), generator=g),
+            torch.rand(b, h, w, generator=g))
+    other = (F.normalize(torch.randn(b, 16, h, w, generator=g), dim=1), torch.randint(-1, K, (b, h, w), generator=g),
+             torch.rand(b, h, w, generator=g))
+    calls = []
+
+    def fake_gather(x):   # this process is rank 1: the other rank's tensors come first
+        calls.append(x.shape)
+        return torch.cat([other[len(calls) - 1].to(x.dtype), x])
+
+    monkeypatch.setattr(kdlib.methods.cirkd, "all_gather_cat", fake_gather)
+    expected = [module.pixel_queue.clone(), module.region_queue.clone(), module.pixel_queue_ptr.clone(),
+                module.region_queue_ptr.clone()]
+    naive_enqueue(*expected, torch.cat([other[0], mine[0]]), torch.cat([other[1], mine[1]]),
+                  torch.cat([other[2], mine[2]]), 16, False)
+    module.enqueue(*mine)
+    assert len(calls) == 3
+    torch.testing.assert_close(module.pixel_queue, expected[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(module.region_queue, expected[1], rtol=1e-5, atol=1e-6)
+    assert torch.equal(module.pixel_queue_ptr, expected[2]) and torch.equal(module.region_queue_ptr, expected[3])
