@@ -16,6 +16,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -280,3 +281,27 @@ def test_bf16_autocast_and_channels_last_train_on_cpu(data_root, tmp_path):
     assert 0.0 <= bf16["miou"] <= 1.0 and bf16["pixel_acc"] > 0
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         train(tiny_config(data_root, tmp_path / "fp16", amp="fp16"), progress=False)
+
+
+@pytest.mark.parametrize("method", ["cirkd", "skd"])
+def test_methods_with_collectives_run_under_two_gloo_processes(data_root, tmp_path, method):
+    """CIRKD (gathered enqueue) and SKD (discriminator step with averaged gradients) under torchrun."""
+    teacher_run = tmp_path / "teacher"
+    train(tiny_config(data_root, teacher_run, iterations=2, eval_interval=2, checkpoint_interval=2),
+          progress=False)
+    overrides = {**TINY, "data_root": str(data_root), "method": method, "teacher_checkpoint": str(teacher_run),
+                 "iterations": 3, "eval_interval": 3, "checkpoint_interval": 3, "run_dir": str(tmp_path / method)}
+    if method == "cirkd":
+        overrides["method_options"] = {"pixel_memory_size": 64, "region_memory_size": 16,
+                                       "pixel_contrast_size": 32, "region_contrast_size": 8}
+    args = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    proc = subprocess.run(torchrun + ["-m", "kdlib", "train", "--quiet", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    log = [json.loads(line) for line in (tmp_path / method / "log.jsonl").read_text().splitlines()]
+    terms = [r for r in log if "loss" in r]
+    assert len(terms) == 3 and all(np.isfinite(r["loss"]) for r in terms)
+    expected = {"cirkd": {"batch_p2p", "memory_p2p", "memory_p2r"}, "skd": {"pairwise", "adv"}}[method]
+    assert expected <= set(terms[-1])
