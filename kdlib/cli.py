@@ -78,6 +78,27 @@ def _cmd_quick(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grid(args: argparse.Namespace) -> int:
+    from kdlib.analysis.grid import failure_report, parse_param, run_grid
+
+    params = dict(parse_param(spec) for spec in args.param)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    slurm = dict(parse_param(spec) for spec in args.slurm) if args.slurm else {}
+    slurm = {k: v[0] for k, v in slurm.items()}
+    table, results = run_grid(args.notebook, params, seeds, jobs=args.jobs, results_root=args.results_root,
+                              study=args.study, progress=not args.quiet, executor=args.executor,
+                              slurm_options=slurm)
+    ran = [r for r in results if r.status != "skipped"]
+    skipped = len(results) - len(ran)
+    print(f"grid: {len(ran)} cell(s) run, {skipped} already done; table: "
+          f"{Path(args.results_root) / (args.study or Path(args.notebook).stem)}/runs.csv ({len(table)} rows)")
+    report = failure_report(results)
+    if report:
+        print(report, file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "generate":
         from kdlib.data.synthetic import generate
@@ -206,6 +227,32 @@ def build_parser() -> argparse.ArgumentParser:
                        help="retrain every run (default: reuse finished runs, resume interrupted ones)")
     quick.add_argument("--quiet", action="store_true", help="no progress output")
     quick.set_defaults(func=_cmd_quick)
+
+    grid = sub.add_parser(
+        "grid", help="run a parameterised notebook over a grid of values and seeds (papermill)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Expand the Cartesian product of --param values and --seeds, execute NOTEBOOK once per cell "
+                    "through papermill into RESULTS_ROOT/<study>/<run-id>/ (executed notebook + metrics.json), "
+                    "skip cells already done, keep going when a cell fails, and write one tidy table "
+                    "RESULTS_ROOT/<study>/runs.csv (one row per run: parameters, seed, metrics, per-class IoU, "
+                    "wall time). Exit status 1 if any cell failed.",
+        epilog="examples:\n  kdlib grid notebooks/train_config.py --param method=none,kd --seeds 0,1,2 --jobs 2\n"
+               "  kdlib grid notebooks/train_config.py --param 'extra=method_options.temperature=1,"
+               "method_options.temperature=4'")
+    grid.add_argument("notebook", help="notebook (.ipynb or jupytext .py) with a cell tagged 'parameters'")
+    grid.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
+                      help="a notebook parameter and its values (YAML; commas inside [] are kept); repeatable")
+    grid.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    grid.add_argument("--jobs", type=int, default=1, help="cells run at once on this machine (default 1)")
+    grid.add_argument("--results-root", default="results", help="where study folders go (default results)")
+    grid.add_argument("--study", help="study folder name (default: the notebook's name)")
+    grid.add_argument("--executor", default="local", choices=["local", "slurm", "submitit-local"],
+                      help="local processes (default), a Slurm job array via submitit, or submitit's local "
+                           "executor")
+    grid.add_argument("--slurm", action="append", metavar="KEY=VALUE",
+                      help="submitit/Slurm parameter, e.g. slurm_partition=gpu, gpus_per_node=8; repeatable")
+    grid.add_argument("--quiet", action="store_true", help="no progress bar")
+    grid.set_defaults(func=_cmd_grid)
 
     data = sub.add_parser("data", help="generate the built-in dataset, plot samples, or verify a dataset",
                           description="Dataset utilities.")

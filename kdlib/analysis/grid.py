@@ -1,0 +1,295 @@
+"""Papermill batch grids: run a parameterised notebook over a Cartesian product of values and seeds.
+
+``kdlib grid NOTEBOOK --param k=v1,v2 ... --seeds 0,1,2 --jobs N`` expands the product, executes each cell
+of the grid through papermill into ``results/<study>/<run-id>/`` and aggregates one tidy table,
+``results/<study>/runs.csv``.
+
+Layout of one cell's folder::
+
+    results/<study>/<run-id>/
+        notebook.ipynb   the executed notebook (on failure: the partial notebook with papermill's banner)
+        params.json      the cell's parameters (written first)
+        metrics.json     written by the notebook (``kdlib.analysis.notebook.save_metrics``)
+        done.json        written last, atomically: parameters, wall time, status; marks the cell finished
+
+A cell with ``done.json`` and status ``ok`` is skipped on the next call (grids are resumable); a failed
+cell is retried. Failures never stop the grid: they are listed at the end with their error banners.
+Parameters are passed to the notebook's cell tagged ``parameters``; every cell also receives
+``output_dir`` (its folder) and ``seed``.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+DONE_FILE = "done.json"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class CellResult:
+    """Outcome of one grid cell."""
+
+    run_id: str
+    params: Dict[str, Any]
+    status: str                      # "ok", "failed" or "skipped" (already done)
+    wall_time_s: float = 0.0
+    error: Optional[str] = None
+    output_dir: str = ""
+    metrics: Dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ parameters
+def split_values(text: str) -> List[str]:
+    """Split ``v1,v2,...`` on the commas that are outside brackets and quotes (``[64,128],[96,192]``: 2)."""
+    parts, depth, quote, current = [], 0, "", []
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_param(spec: str) -> Tuple[str, List[Any]]:
+    """``'tau=0.05,0.1'`` → ``('tau', [0.05, 0.1])``; values are parsed as YAML (numbers, lists, null, ...)."""
+    if "=" not in spec:
+        raise ValueError(f"--param expects key=v1,v2,... ; got {spec!r}")
+    key, _, values = spec.partition("=")
+    key = key.strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise ValueError(f"--param: {key!r} is not a notebook parameter name")
+    parsed = [yaml.safe_load(v) for v in split_values(values)]
+    if not parsed:
+        raise ValueError(f"--param {key}: no values given")
+    return key, parsed
+
+
+def expand_grid(params: Mapping[str, Sequence[Any]], seeds: Sequence[int] = (0,)) -> List[Dict[str, Any]]:
+    """Cartesian product of the values (in the given order), seeds varying fastest."""
+    keys = list(params)
+    cells = []
+    for combo in itertools.product(*(params[k] for k in keys)):
+        for seed in seeds:
+            cells.append({**dict(zip(keys, combo)), "seed": int(seed)})
+    return cells
+
+
+def run_id(params: Mapping[str, Any]) -> str:
+    """A readable, stable folder name: ``k1-v1_k2-v2_seed-0`` (+ a short hash when it would be too long)."""
+    def token(value: Any) -> str:
+        text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+        return re.sub(r"[^A-Za-z0-9.+-]+", "", text.replace(",", "x")) or "empty"
+
+    name = "_".join(f"{k}-{token(v)}" for k, v in params.items())
+    if len(name) > 120:
+        digest = hashlib.sha1(json.dumps(dict(params), sort_keys=True).encode()).hexdigest()[:10]
+        name = f"{name[:100]}_{digest}"
+    return name
+
+
+# ------------------------------------------------------------------------------------------ one cell
+def _read_notebook(path: Path):
+    import jupytext
+
+    notebook = jupytext.read(path)
+    notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
+                                                "language": "python"})
+    return notebook
+
+
+def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def is_done(cell_dir: Path) -> bool:
+    done = cell_dir / DONE_FILE
+    if not done.is_file():
+        return False
+    try:
+        return json.loads(done.read_text()).get("status") == "ok"
+    except json.JSONDecodeError:
+        return False
+
+
+def run_cell(notebook: Path, params: Mapping[str, Any], cell_dir: Path, kernel_name: str = "python3",
+             timeout_s: Optional[int] = None) -> CellResult:
+    """Execute ``notebook`` with ``params`` (+ ``output_dir``) into ``cell_dir``; never raises on failure."""
+    import papermill as pm
+
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    (cell_dir / DONE_FILE).unlink(missing_ok=True)
+    full = {**params, "output_dir": str(cell_dir)}
+    _write_json_atomic(cell_dir / "params.json", full)
+    started = time.time()
+    error = None
+    try:
+        pm.execute_notebook(_read_notebook(Path(notebook)), str(cell_dir / "notebook.ipynb"),
+                            parameters=full, kernel_name=kernel_name, progress_bar=False,
+                            cwd=str(Path.cwd()), execution_timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001 - the grid keeps going; the message is reported at the end
+        error = _error_banner(exc)
+    wall = round(time.time() - started, 2)
+    metrics_path = cell_dir / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if error is None and not metrics:
+        error = f"the notebook finished but wrote no {METRICS_FILE} into output_dir"
+    status = "ok" if error is None else "failed"
+    _write_json_atomic(cell_dir / DONE_FILE, {"status": status, "params": full, "wall_time_s": wall,
+                                              "error": error})
+    return CellResult(cell_dir.name, dict(params), status, wall, error, str(cell_dir), metrics)
+
+
+def _error_banner(exc: BaseException) -> str:
+    """The essential lines of a papermill failure (exception name and message), not the whole traceback."""
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    return f"{ename}: {evalue}".strip()
+
+
+# ------------------------------------------------------------------------------------------ the grid
+def study_name(notebook: Path) -> str:
+    return Path(notebook).stem.replace(".nb", "")
+
+
+def run_grid(notebook: os.PathLike, params: Mapping[str, Sequence[Any]], seeds: Sequence[int] = (0,),
+             jobs: int = 1, results_root: os.PathLike = "results", study: Optional[str] = None,
+             progress: bool = True, kernel_name: str = "python3", executor: str = "local",
+             slurm_options: Optional[Mapping[str, Any]] = None) -> Tuple[pd.DataFrame, List[CellResult]]:
+    """Run every cell not already done; return the study's tidy table and this call's cell results.
+
+    ``executor="local"`` runs up to ``jobs`` cells at once on this machine; ``"slurm"`` submits the cells as a
+    Slurm job array through submitit (``slurm_options`` go to ``executor.update_parameters``; ``"submitit-local"``
+    uses submitit's local executor, for tests).
+    """
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise FileNotFoundError(f"notebook not found: {notebook}")
+    study_dir = Path(results_root) / (study or study_name(notebook))
+    cells = expand_grid(params, seeds)
+    todo, results = [], []
+    for cell in cells:
+        cell_dir = study_dir / run_id(cell)
+        if is_done(cell_dir):
+            results.append(CellResult(cell_dir.name, cell, "skipped", output_dir=str(cell_dir)))
+        else:
+            todo.append((cell, cell_dir))
+    if todo:
+        if executor == "local":
+            results += _run_local(notebook, todo, jobs, progress, kernel_name)
+        elif executor in ("slurm", "submitit-local"):
+            results += _run_submitit(notebook, todo, study_dir, executor, dict(slurm_options or {}), kernel_name)
+        else:
+            raise ValueError(f"unknown executor {executor!r}; use local, slurm or submitit-local")
+    table = collect_runs(study_dir)
+    return table, results
+
+
+def _run_local(notebook: Path, todo: List[Tuple[Dict[str, Any], Path]], jobs: int, progress: bool,
+               kernel_name: str) -> List[CellResult]:
+    out = []
+    bar = tqdm(total=len(todo), desc=f"grid {notebook.stem}", disable=not progress, dynamic_ncols=True)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # kernels are processes: threads suffice
+        futures = [pool.submit(run_cell, notebook, cell, cell_dir, kernel_name) for cell, cell_dir in todo]
+        for future in as_completed(futures):
+            result = future.result()
+            out.append(result)
+            bar.set_postfix(failed=sum(r.status == "failed" for r in out))
+            bar.update(1)
+    bar.close()
+    return out
+
+
+def _run_submitit(notebook: Path, todo: List[Tuple[Dict[str, Any], Path]], study_dir: Path, executor: str,
+                  options: Dict[str, Any], kernel_name: str) -> List[CellResult]:
+    try:
+        import submitit
+    except ImportError:
+        raise ValueError("--executor slurm needs submitit: pip install submitit") from None
+    folder = study_dir / "_submitit"
+    ex = (submitit.LocalExecutor(folder=folder) if executor == "submitit-local"
+          else submitit.AutoExecutor(folder=folder, cluster="slurm"))
+    ex.update_parameters(**options)
+    jobs = ex.map_array(run_cell, [notebook] * len(todo), [c for c, _ in todo], [d for _, d in todo],
+                        [kernel_name] * len(todo))
+    return [job.result() for job in jobs]
+
+
+# ------------------------------------------------------------------------------------------ results
+def collect_runs(study_dir: os.PathLike) -> pd.DataFrame:
+    """One row per finished cell of a study: parameters, status, wall time, metrics, per-class IoU.
+
+    Writes ``<study_dir>/runs.csv`` (atomically) and returns it. Per-class IoU becomes columns
+    ``iou/<class>``; nested metric dicts are flattened with ``/``.
+    """
+    study_dir = Path(study_dir)
+    rows = []
+    for done in sorted(study_dir.glob(f"*/{DONE_FILE}")):
+        record = json.loads(done.read_text())
+        row: Dict[str, Any] = {"run_id": done.parent.name, "status": record["status"],
+                               "wall_time_s": record.get("wall_time_s"), "error": record.get("error")}
+        row.update({k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
+                    for k, v in record["params"].items() if k != "output_dir"})
+        metrics_path = done.parent / METRICS_FILE
+        if metrics_path.is_file():
+            row.update(_flatten(json.loads(metrics_path.read_text())))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if rows:
+        study_dir.mkdir(parents=True, exist_ok=True)
+        tmp = study_dir / "runs.csv.tmp"
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, study_dir / "runs.csv")
+    return table
+
+
+def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    flat: Dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = "iou/" if key == "per_class_iou" and not prefix else f"{prefix}{key}/"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name))
+        elif isinstance(value, (list, tuple)):
+            flat[f"{prefix}{key}"] = json.dumps(value)
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def failure_report(results: Iterable[CellResult]) -> str:
+    """Human-readable list of failed cells with their error banners ('' if none failed)."""
+    failed = [r for r in results if r.status == "failed"]
+    if not failed:
+        return ""
+    lines = [f"{len(failed)} cell(s) failed:"]
+    for r in failed:
+        lines.append(f"  {r.run_id}: {r.error}\n    notebook: {Path(r.output_dir) / 'notebook.ipynb'}")
+    return "\n".join(lines)
+
+
+__all__ = ["CellResult", "collect_runs", "expand_grid", "failure_report", "is_done", "parse_param",
+           "run_cell", "run_grid", "run_id", "split_values", "study_name"]

@@ -1,0 +1,44 @@
+"""Small helpers that keep notebooks thin: run a training config, save the cell's metrics for the grid."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from kdlib.analysis.grid import METRICS_FILE
+
+
+def save_metrics(output_dir: Optional[os.PathLike], metrics: Mapping[str, Any]) -> Optional[Path]:
+    """Write ``metrics`` as ``<output_dir>/metrics.json`` (atomically); ``None`` output_dir: do nothing."""
+    if not output_dir:
+        return None
+    path = Path(output_dir) / METRICS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(dict(metrics), indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def parse_extra(extra: str) -> Dict[str, Any]:
+    """``"key=value key2=value2"`` (values as YAML) → dict, as ``kdlib train`` overrides."""
+    from kdlib.engine.config import parse_overrides
+
+    return parse_overrides(extra.split()) if extra else {}
+
+
+def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike,
+                 progress: bool = False) -> Dict[str, Any]:
+    """Resolve ``preset`` + ``overrides`` and train into ``run_dir`` (reused if it already finished)."""
+    from kdlib.engine.config import resolve_config
+    from kdlib.engine.trainer import train
+
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.json").is_file():
+        return json.loads((run_dir / "metrics.json").read_text())
+    cfg = resolve_config(preset, {**dict(overrides), "run_dir": str(run_dir)})
+    return train(cfg, resume=(run_dir / "config.yaml").is_file(), progress=progress)
+
+
+__all__ = ["parse_extra", "save_metrics", "train_config"]

@@ -1,0 +1,88 @@
+"""kdlib grid: parameter parsing, the Cartesian product, and a real papermill grid on tiny data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kdlib.analysis.grid import expand_grid, parse_param, run_grid, run_id, split_values
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_values_split_outside_brackets_and_parse_as_yaml():
+    assert split_values("[64,128],[96,192]") == ["[64,128]", "[96,192]"]
+    assert split_values("a,'b,c',d") == ["a", "'b,c'", "d"]
+    assert parse_param("tau=0.05,0.1,null") == ("tau", [0.05, 0.1, None])
+    assert parse_param("crop=[64,128],[96,192]") == ("crop", [[64, 128], [96, 192]])
+    with pytest.raises(ValueError, match="key=v1"):
+        parse_param("tau")
+    with pytest.raises(ValueError, match="parameter name"):
+        parse_param("1x=2")
+
+
+def test_grid_is_the_cartesian_product_with_seeds_fastest():
+    cells = expand_grid({"method": ["none", "kd"], "tau": [1, 4]}, seeds=[0, 1])
+    assert len(cells) == 8
+    assert cells[:3] == [{"method": "none", "tau": 1, "seed": 0}, {"method": "none", "tau": 1, "seed": 1},
+                         {"method": "none", "tau": 4, "seed": 0}]
+    ids = {run_id(c) for c in cells}
+    assert len(ids) == 8 and run_id(cells[0]) == "method-none_tau-1_seed-0"
+    assert len(run_id({"x": "y" * 500})) <= 120
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    from kdlib.data.synthetic import generate
+    from kdlib.engine.config import resolve_config
+    from kdlib.engine.trainer import train
+
+    base = tmp_path_factory.mktemp("grid")
+    data = generate(base / "data", preset="tiny", progress=False)
+    extra = (f"data_root={data} dataset_options.preset=tiny crop_size=[48,96] iterations=3 eval_interval=3 "
+             f"checkpoint_interval=3 num_workers=0 student_width=0.125 teacher_width=0.125 max_val_samples=4")
+    from kdlib.analysis.notebook import parse_extra
+
+    teacher = base / "teacher"
+    train(resolve_config("quick", {**parse_extra(extra), "run_dir": str(teacher)}), progress=False)
+    return base, extra, teacher
+
+
+def test_papermill_grid_runs_skips_done_cells_and_reports_failures(tiny_setup, capsys):
+    base, extra, teacher = tiny_setup
+    notebook = REPO / "notebooks" / "train_config.py"
+    params = {"method": ["none", "kd", "no_such_method"], "extra": [extra],
+              "teacher_checkpoint": [str(teacher)]}
+    table, results = run_grid(notebook, params, seeds=[0], jobs=2, results_root=base / "results",
+                              progress=False)
+    status = {r.params["method"]: r.status for r in results}
+    assert status == {"none": "ok", "kd": "ok", "no_such_method": "failed"}
+    failed = next(r for r in results if r.status == "failed")
+    assert "no_such_method" in failed.error and "unknown loss" in failed.error
+    assert (Path(failed.output_dir) / "notebook.ipynb").is_file()  # the partial notebook is kept as the log
+
+    runs = pd.read_csv(base / "results" / "train_config" / "runs.csv")
+    assert len(runs) == 3 and set(runs["status"]) == {"ok", "failed"}
+    ok = runs[runs["status"] == "ok"].set_index("method")
+    assert ok.loc["kd", "miou"] == pytest.approx(json.loads(
+        (Path(base / "results" / "train_config" / run_id({"method": "kd", "extra": extra,
+                                                          "teacher_checkpoint": str(teacher), "seed": 0}))
+         / "metrics.json").read_text())["miou"])
+    assert {"iou/Road", "iou/Sky", "seed", "wall_time_s", "extra"} <= set(runs.columns)
+
+    # second call: finished cells are skipped, the failed one is retried (and fails again)
+    _, again = run_grid(notebook, params, seeds=[0], jobs=1, results_root=base / "results", progress=False)
+    assert {r.params["method"]: r.status for r in again} == {"none": "skipped", "kd": "skipped",
+                                                             "no_such_method": "failed"}
+
+
+def test_grid_cli_exit_status_and_summary(tiny_setup, capsys):
+    from kdlib.cli import main
+
+    base, extra, teacher = tiny_setup
+    code = main(["grid", str(REPO / "notebooks" / "train_config.py"), "--param", "method=none",
+                 "--param", f"extra={extra}", "--results-root", str(base / "cli"), "--quiet"])
+    assert code == 0
+    assert "1 cell(s) run" in capsys.readouterr().out
