@@ -86,3 +86,15 @@ def test_grid_cli_exit_status_and_summary(tiny_setup, capsys):
                  "--param", f"extra={extra}", "--results-root", str(base / "cli"), "--quiet"])
     assert code == 0
     assert "1 cell(s) run" in capsys.readouterr().out
+
+
+def test_submitit_local_executor_runs_the_cells(tiny_setup):
+    """The Slurm path (a submitit job array), exercised with submitit's local executor."""
+    pytest.importorskip("submitit")
+    base, extra, teacher = tiny_setup
+    table, results = run_grid(REPO / "notebooks" / "train_config.py", {"method": ["none"], "extra": [extra]},
+                              seeds=[0, 1], results_root=base / "submitit", executor="submitit-local",
+                              slurm_options={"timeout_min": 10}, progress=False)
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert len(table) == 2 and table["miou"].between(0, 1).all()
+    assert (base / "submitit" / "train_config" / "_submitit").is_dir()  # submitit's logs live beside the runs
