@@ -70,7 +70,7 @@ def test_papermill_grid_runs_skips_done_cells_and_reports_failures(tiny_setup, c
         (Path(base / "results" / "train_config" / run_id({"method": "kd", "extra": extra,
                                                           "teacher_checkpoint": str(teacher), "seed": 0}))
          / "metrics.json").read_text())["miou"])
-    assert {"iou/Road", "iou/Sky", "seed", "wall_time_s", "extra"} <= set(runs.columns)
+    assert {"iou/Road", "iou/Sky", "seed", "wall_time_s", "extra", "git_commit", "peak_memory_mb"} <= set(runs.columns)
 
     # second call: finished cells are skipped, the failed one is retried (and fails again)
     _, again = run_grid(notebook, params, seeds=[0], jobs=1, results_root=base / "results", progress=False)

@@ -159,8 +159,10 @@ def run_cell(notebook: Path, params: Mapping[str, Any], cell_dir: Path, kernel_n
     if error is None and not metrics:
         error = f"the notebook finished but wrote no {METRICS_FILE} into output_dir"
     status = "ok" if error is None else "failed"
+    from kdlib.engine.rundir import git_commit
+
     _write_json_atomic(cell_dir / DONE_FILE, {"status": status, "params": full, "wall_time_s": wall,
-                                              "error": error})
+                                              "error": error, "git_commit": git_commit()})
     return CellResult(cell_dir.name, dict(params), status, wall, error, str(cell_dir), metrics)
 
 
@@ -251,7 +253,8 @@ def collect_runs(study_dir: os.PathLike) -> pd.DataFrame:
     for done in sorted(study_dir.glob(f"*/{DONE_FILE}")):
         record = json.loads(done.read_text())
         row: Dict[str, Any] = {"run_id": done.parent.name, "status": record["status"],
-                               "wall_time_s": record.get("wall_time_s"), "error": record.get("error")}
+                               "wall_time_s": record.get("wall_time_s"), "error": record.get("error"),
+                               "git_commit": record.get("git_commit")}
         row.update({k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
                     for k, v in record["params"].items() if k != "output_dir"})
         metrics_path = done.parent / METRICS_FILE
