@@ -28,7 +28,8 @@ method = "kd"               # none, kd, cwd, at, fitnet, ifvd, skd, cirkd, afdcd
 seed = 0
 teacher_checkpoint = "runs/quick/teacher"  # kdlib run dir / checkpoint or official .pth (ignored for none)
 iterations = 0              # 0: the preset's
-extra = ""                  # more overrides, "key=value key=value" (YAML values), as for kdlib train
+extra = ""                  # more overrides as for kdlib train: key=value pairs separated by spaces
+nproc_per_node = 1          # >1: train with torchrun in that many processes (one per GPU)
 output_dir = ""             # set by kdlib grid: where metrics.json and the run directory go
 
 # %%
@@ -42,7 +43,7 @@ if method != "none":
 if iterations:
     overrides["iterations"] = iterations
 run_dir = Path(output_dir or f"runs/notebook/{method}-seed{seed}") / "run"
-result = train_config(preset, overrides, run_dir)
+result = train_config(preset, overrides, run_dir, nproc_per_node=nproc_per_node)
 print(f"{method} seed {seed}: mIoU {100 * result['miou']:.2f} %")
 
 # %%

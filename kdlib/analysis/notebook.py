@@ -29,8 +29,15 @@ def parse_extra(extra: str) -> Dict[str, Any]:
 
 
 def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike,
-                 progress: bool = False) -> Dict[str, Any]:
-    """Resolve ``preset`` + ``overrides`` and train into ``run_dir`` (reused if it already finished)."""
+                 progress: bool = False, nproc_per_node: int = 1) -> Dict[str, Any]:
+    """Resolve ``preset`` + ``overrides`` and train into ``run_dir`` (reused if it already finished).
+
+    ``nproc_per_node > 1`` trains in that many processes (``torchrun --standalone``, DDP: one per GPU, or
+    gloo on CPU) instead of in this kernel; the result is read back from the run's ``metrics.json``.
+    """
+    import subprocess
+    import sys
+
     from kdlib.engine.config import resolve_config
     from kdlib.engine.trainer import train
 
@@ -38,7 +45,21 @@ def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike
     if (run_dir / "metrics.json").is_file():
         return json.loads((run_dir / "metrics.json").read_text())
     cfg = resolve_config(preset, {**dict(overrides), "run_dir": str(run_dir)})
-    return train(cfg, resume=(run_dir / "config.yaml").is_file(), progress=progress)
+    resume = (run_dir / "config.yaml").is_file()
+    if nproc_per_node <= 1:
+        return train(cfg, resume=resume, progress=progress)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    requested = run_dir.parent / f"{run_dir.name}.requested.yaml"
+    requested.write_text(cfg.to_yaml())
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+               str(nproc_per_node), "-m", "kdlib", "train", "--config", str(requested), "--run-dir", str(run_dir)]
+    command += ["--resume"] if resume else []
+    command += [] if progress else ["--quiet"]
+    proc = subprocess.run(command, capture_output=not progress, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or "")[-3000:] if not progress else ""
+        raise RuntimeError(f"torchrun training failed (exit {proc.returncode}):\n{tail}")
+    return json.loads((run_dir / "metrics.json").read_text())
 
 
 __all__ = ["parse_extra", "save_metrics", "train_config"]
