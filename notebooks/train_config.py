@@ -20,7 +20,8 @@
 #     kdlib grid notebooks/train_config.py --param method=none,kd --seeds 0,1,2 --jobs 2 \
 #         --param teacher_checkpoint=runs/quick/teacher
 #
-# (`make quick` trains `runs/quick/teacher` first.)
+# (`make quick` trains `runs/quick/teacher` first.) `extra` takes more `kdlib train` overrides as one string of
+# space-separated `key=value` pairs with YAML values, e.g. `iterations=200 method_options.temperature=4`.
 
 # %% tags=["parameters"]
 preset = "quick"            # a kdlib preset (kdlib train --help lists them)
@@ -28,7 +29,7 @@ method = "kd"               # none, kd, cwd, at, fitnet, ifvd, skd, cirkd, afdcd
 seed = 0
 teacher_checkpoint = "runs/quick/teacher"  # kdlib run dir / checkpoint or official .pth (ignored for none)
 iterations = 0              # 0: the preset's
-extra = ""                  # more overrides as for kdlib train: key=value pairs separated by spaces
+extra = ""                  # more kdlib train overrides (format: see above)
 nproc_per_node = 1          # >1: train with torchrun in that many processes (one per GPU)
 output_dir = ""             # set by kdlib grid: where metrics.json and the run directory go
 
