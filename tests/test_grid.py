@@ -109,3 +109,19 @@ def test_cell_can_train_with_torchrun(tiny_setup):
     assert [r.status for r in results] == ["ok"], results[0].error
     env = json.loads(next((base / "ddp" / "train_config").glob("*/run/env.json")).read_text())
     assert env["world_size"] == 2
+
+
+@pytest.mark.parametrize("notebook", sorted((REPO / "notebooks").glob("*.py")), ids=lambda p: p.name)
+def test_every_notebook_has_a_parameters_cell_papermill_can_read(notebook):
+    import ast
+
+    import jupytext
+    import papermill as pm
+
+    nb = jupytext.read(notebook)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    assigned = [t.id for node in ast.parse(cells[0].source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)]
+    assert "output_dir" in assigned and "seed" in assigned
+    assert list(pm.inspect_notebook(nb)) == assigned  # no parameter papermill fails to parse
