@@ -174,3 +174,17 @@ def format_comparison(table: pd.DataFrame, digits: int = 2, columns: Optional[It
 
 
 __all__ = ["compare_with_paper", "format_comparison", "markdown_table", "summarize_seeds", "t_quantile"]
+
+
+def gains_over_baseline(summary: pd.DataFrame, by: Sequence[str], method_column: str = "method",
+                        baseline: str = "none", value: str = "mean") -> pd.DataFrame:
+    """Each configuration's ``value`` minus its baseline's (same ``by`` keys, ``method == baseline``).
+
+    The comparable quantity across datasets: a proxy study cannot match the papers' absolute mIoU, but its
+    gains over the student trained alone can be set beside the papers' gains. Adds a column ``gain``.
+    """
+    by = [c for c in by if c != method_column]
+    base = summary[summary[method_column] == baseline][by + [value]].rename(columns={value: "_base"})
+    out = summary.merge(base, on=by, how="left") if by else summary.assign(_base=float(base["_base"].iloc[0]))
+    out["gain"] = out[value] - out["_base"]
+    return out.drop(columns="_base")

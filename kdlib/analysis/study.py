@@ -1,0 +1,62 @@
+"""Run a list of training configurations (× seeds) in-process and collect one tidy runs table.
+
+The table notebooks call :func:`run_study`; its rows have the same columns as ``kdlib grid``'s
+``runs.csv`` (parameters, seed, ``miou``, ``pixel_acc``, ``iou/<class>``, wall time), so the same analysis
+functions (:mod:`kdlib.analysis.tables`) read both.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from kdlib.analysis.grid import run_id
+
+
+def split_list(text: str) -> List[str]:
+    """``"a, b,c"`` → ``["a", "b", "c"]`` (notebook parameters are scalars; lists come as comma strings)."""
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence[int],
+              runs_root: os.PathLike, common: Optional[Mapping[str, Any]] = None,
+              progress: bool = True) -> pd.DataFrame:
+    """Train (or reuse) every ``config`` × ``seed`` under ``runs_root/<run-id>`` and return the runs table.
+
+    Args:
+        preset: kdlib preset for every run (e.g. ``"quick"``, ``"cityscapes"``).
+        configs: per-run overrides, e.g. ``{"student": "deeplabv3_resnet18", "method": "cirkd"}``; the keys
+            become the table's parameter columns.
+        seeds: seeds of every configuration.
+        runs_root: parent of the run directories (finished runs are reused, interrupted ones resumed).
+        common: overrides shared by all runs (data root, iterations, teacher checkpoint, ...).
+    """
+    from kdlib.analysis.notebook import train_config
+
+    rows: List[Dict[str, Any]] = []
+    cells = [(dict(cfg), int(seed)) for cfg in configs for seed in seeds]
+    for cfg, seed in tqdm(cells, desc="study", disable=not progress):
+        params = {**cfg, "seed": seed}
+        overrides = {**dict(common or {}), **cfg, "seed": seed}
+        if overrides.get("method", "none") == "none":
+            overrides.pop("teacher_checkpoint", None)
+        result = train_config(preset, overrides, Path(runs_root) / run_id(params))
+        row: Dict[str, Any] = {**params, "miou": result["miou"], "pixel_acc": result["pixel_acc"],
+                               "best_miou": result.get("best_miou"), "wall_time_s": result.get("wall_time_s")}
+        row.update({f"iou/{name}": value for name, value in result["per_class_iou"].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_class_long(runs: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Mean per-class IoU over seeds in long format (``by`` columns, ``class``, ``iou``) for bar charts."""
+    columns = [c for c in runs.columns if c.startswith("iou/")]
+    long = runs.melt(id_vars=list(by), value_vars=columns, var_name="class", value_name="iou")
+    long["class"] = long["class"].str[len("iou/"):]
+    return long.groupby([*by, "class"], sort=False, as_index=False)["iou"].mean()
+
+
+__all__ = ["per_class_long", "run_study", "split_list"]
