@@ -23,10 +23,10 @@
 # %% tags=["parameters"]
 preset = "quick"                            # quick / proxy (built-in data) or cityscapes (the paper)
 students = "deeplabv3_resnet18"             # comma-separated kdlib model names
-methods = "none,kd,skd,ifvd,cwd,cirkd"      # none = the student trained alone
+methods = "none,kd,skd,ifvd,cwd,cirkd"      # "none": the student trained alone
 seeds = "0"                                 # comma-separated
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or official .pth (paper: the R101 teacher)
-extra = ""                                  # more kdlib train overrides (space-separated k=v pairs)
+extra = ""                                  # more kdlib train overrides, as in train_config.py
 output_dir = "results/cirkd_table1"
 figures_dir = "figures/cirkd_table1"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
