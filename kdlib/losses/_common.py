@@ -17,6 +17,7 @@ from typing import Iterator, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     "compute_dtype",
@@ -62,12 +63,58 @@ def resize_labels_nearest(labels: Tensor, size: Tuple[int, int]) -> Tensor:
     return out[:, 0].long()
 
 
-def kl_div_sum(s_logits: Tensor, t_logits: Tensor, dim: int) -> Tensor:
-    """Sum over all elements of ``KL(softmax(t) || softmax(s))`` taken along ``dim``.
+class _KLDivSumFused(torch.autograd.Function):
+    """Sum of KL(softmax(scale*t) || softmax(scale*s)) along ``dim``, gradient computed in the forward pass.
+
+    d/ds = scale * (softmax(scale*s) - softmax(scale*t)) is formed in place from the forward's own buffers and
+    is the only tensor kept for backward (autograd through log_softmax / sub / mul would keep two full-size
+    tensors and make ~5 more passes over them). First-order only (``once_differentiable``).
+    """
+
+    @staticmethod
+    def forward(ctx, s: Tensor, t: Tensor, dim: int, scale: float) -> Tensor:  # type: ignore[override]
+        tmp = s * scale if scale != 1.0 else None
+        log_ps = torch.log_softmax(s if tmp is None else tmp, dim)
+        if tmp is None:
+            log_pt = torch.log_softmax(t, dim)
+            pt = log_pt.exp()
+        else:
+            torch.mul(t, scale, out=tmp)
+            log_pt = torch.log_softmax(tmp, dim)
+            pt = torch.exp(log_pt, out=tmp)
+        kl = log_pt.sub_(log_ps).mul_(pt).sum()      # sum pt * (log pt - log ps), element-wise difference first
+        del log_pt
+        grad = log_ps.exp_().sub_(pt)                 # ps - pt, in the log_ps buffer
+        if scale != 1.0:
+            grad.mul_(scale)
+        ctx.save_for_backward(grad)
+        return kl
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * grad_out, None, None, None
+
+
+def kl_div_sum(s_logits: Tensor, t_logits: Tensor, dim: int, scale: float = 1.0) -> Tensor:
+    """Sum over all elements of ``KL(softmax(scale * t) || softmax(scale * s))`` taken along ``dim``.
 
     = sum p_t (log p_t - log p_s) with p = softmax along ``dim``; both computed by log-softmax (stable; a
-    vanishing teacher probability contributes exactly 0, like ``F.kl_div``). ``t_logits`` must be detached.
+    vanishing teacher probability contributes exactly 0, like ``F.kl_div``). ``t_logits`` must be detached
+    and have the shape and dtype of ``s_logits``. ``scale`` multiplies both logits (1 / temperature) inside,
+    without an extra autograd node.
+
+    When a gradient is needed, a fused autograd function computes it during the forward pass
+    (:class:`_KLDivSumFused`): fewer passes over the (often huge) logit tensors and one saved tensor instead
+    of two. Otherwise the plain formula runs. Values are identical either way (same operations, same order).
     """
+    t_logits = t_logits.detach()
+    if torch.is_grad_enabled() and s_logits.requires_grad and t_logits.shape == s_logits.shape \
+            and t_logits.dtype == s_logits.dtype:
+        return _KLDivSumFused.apply(s_logits, t_logits, dim, float(scale))
+    if scale != 1.0:
+        s_logits, t_logits = s_logits * scale, t_logits * scale
     log_ps = F.log_softmax(s_logits, dim=dim)
     with torch.no_grad():
         log_pt = F.log_softmax(t_logits, dim=dim)

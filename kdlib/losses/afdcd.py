@@ -47,8 +47,9 @@ def afdcd_fd_loss(generated: Tensor, t_feat: Tensor) -> Tensor:
     check_4d("generated", generated)
     check_same_shape(("generated", "t_feat"), generated, t_feat)
     with fp32_region(generated):
-        diff = compute_dtype(generated) - compute_dtype(t_feat.detach())
-        return diff.pow(2).sum() / generated.shape[0]
+        # fused MSE (sum): no (B, C, h, w) difference tensor is allocated or kept for backward
+        sq_sum = F.mse_loss(compute_dtype(generated), compute_dtype(t_feat.detach()), reduction="sum")
+        return sq_sum / generated.shape[0]
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -7,46 +7,110 @@
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-from kdlib.losses._common import (check_4d, check_same_shape, compute_dtype, fp32_region, kl_div_sum,
-                                  resize_labels_nearest)
+from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region, resize_labels_nearest
 
 __all__ = ["cirkd_batch_p2p_loss", "cirkd_memory_losses", "cirkd_enqueue"]
 
-# Forward working-set budget (elements of one (.., A, A) similarity tensor) above which the batch p2p loss is
-# evaluated in chunks over the second image of each pair. Autograd still keeps what backward needs.
+# Working-set budget (elements) of one block of relation logits. The relation losses below never build a whole
+# (rows x columns) logit matrix: rows are processed in blocks of at most this many logits, through three
+# reused buffers, and the gradient is accumulated on the (rows, C) features during the forward pass, so no
+# logit-sized tensor is kept for backward. CPU blocks are smaller (2^22 floats = 16 MiB): they stay below
+# glibc's mmap threshold (32 MiB), so the buffers are recycled by malloc instead of being mapped and
+# page-faulted in again at every step, and they stay cache-friendlier. On GPU big blocks amortise launches.
 _P2P_CHUNK_ELEMENTS = 1 << 26
+_CPU_BLOCK_ELEMENTS = 1 << 22
 
 
-def _p2p_group_losses(s: Tensor, t: Tensor, tau: float) -> Tensor:
-    """Per-group loss for n groups of G images: s (n, G, A, C_s), t (n, G, A, C_t) -> (n,).
+def _block_rows(device: torch.device, n_cols: int) -> int:
+    budget = _P2P_CHUNK_ELEMENTS if device.type == "cuda" else min(_P2P_CHUNK_ELEMENTS, _CPU_BLOCK_ELEMENTS)
+    return max(1, budget // max(n_cols, 1))
 
-    All pairs (i, j) of a group come from one GEMM per group: (G*A, C) @ (C, g*A) viewed as (G, A, g, A), where
-    the g second images are the whole group, or a chunk of it when the similarity tensor would be too large.
+
+def _relation_kl(s_rows: Tensor, t_rows: Tensor, s_cols: Tensor, t_cols: Tensor, scale: float,
+                 grad_rows: Optional[Tensor], grad_cols: Optional[Tensor]) -> Tensor:
+    """sum_a KL(softmax(scale t_rows[a] t_cols^T) || softmax(scale s_rows[a] s_cols^T)), in row blocks.
+
+    s_rows (R, C_s), s_cols (N, C_s), t_rows (R, C_t), t_cols (N, C_t), all plain tensors (no autograd).
+    If given, ``grad_rows`` (R, C_s) / ``grad_cols`` (N, C_s) are incremented in place by the gradient of the
+    sum w.r.t. s_rows / s_cols: with D = softmax(student logits) - softmax(teacher logits) (per row),
+    d/ds_rows = scale D s_cols and d/ds_cols = scale D^T s_rows. Returns the sum as a 0-dim tensor.
     """
-    n, g_size, a = s.shape[:3]
-    per_second_image = n * g_size * a * a
-    chunk = max(1, min(g_size, _P2P_CHUNK_ELEMENTS // max(per_second_image, 1)))
-    s_rows = s.reshape(n, g_size * a, s.shape[-1])          # (n, G*A, C_s)
-    t_rows = t.reshape(n, g_size * a, t.shape[-1])
-    total = s.new_zeros(n)
-    for j0 in range(0, g_size, chunk):
-        j1 = min(g_size, j0 + chunk)
-        g = j1 - j0
-        sim_s = torch.bmm(s_rows, s_rows[:, j0 * a:j1 * a].transpose(1, 2)).view(n, g_size, a, g, a)
-        with torch.no_grad():
-            sim_t = torch.bmm(t_rows, t_rows[:, j0 * a:j1 * a].transpose(1, 2)).view(n, g_size, a, g, a)
-        log_ps = F.log_softmax(sim_s / tau, dim=-1)          # rows: (image i, pixel a, image j)
-        with torch.no_grad():
-            log_pt = F.log_softmax(sim_t / tau, dim=-1)
-            pt = log_pt.exp()
-        total = total + (pt * (log_pt - log_ps)).flatten(1).sum(dim=1)
-    return total / (g_size * g_size * a)
+    n_rows, n_cols = s_rows.shape[0], s_cols.shape[0]
+    step = min(n_rows, _block_rows(s_rows.device, n_cols))
+    bufs = [s_rows.new_empty(step, n_cols) for _ in range(3)]
+    total = s_rows.new_zeros(())
+    for r0 in range(0, n_rows, step):
+        r1 = min(n_rows, r0 + step)
+        logits, log_ps, log_pt = (b[:r1 - r0] for b in bufs)
+        torch.addmm(logits, s_rows[r0:r1], s_cols.t(), beta=0, alpha=scale, out=logits)
+        torch.log_softmax(logits, 1, out=log_ps)
+        torch.addmm(logits, t_rows[r0:r1], t_cols.t(), beta=0, alpha=scale, out=logits)
+        torch.log_softmax(logits, 1, out=log_pt)
+        pt = torch.exp(log_pt, out=logits)
+        total += log_pt.sub_(log_ps).mul_(pt).sum()    # sum pt (log pt - log ps), element-wise difference first
+        if grad_rows is None and grad_cols is None:
+            continue
+        diff = log_ps.exp_().sub_(pt)                   # ps - pt
+        if grad_rows is not None:
+            grad_rows[r0:r1].addmm_(diff, s_cols, alpha=scale)
+        if grad_cols is not None:
+            grad_cols.addmm_(diff.t(), s_rows[r0:r1], alpha=scale)
+    return total
+
+
+class _BatchP2PKL(torch.autograd.Function):
+    """Sum over n groups of the per-group mini-batch p2p losses; s (n, G, A, C_s) normalised, t constant."""
+
+    @staticmethod
+    def forward(ctx, s: Tensor, t: Tensor, tau: float, want_grad: bool) -> Tensor:  # type: ignore[override]
+        n, g_size, a = s.shape[:3]
+        grad = torch.zeros_like(s) if want_grad else None
+        total = s.new_zeros(())
+        for gi in range(n):
+            for i in range(g_size):
+                for j in range(g_size):
+                    gr = None if grad is None else grad[gi, i]
+                    gc = None if grad is None else grad[gi, j]
+                    total += _relation_kl(s[gi, i], t[gi, i], s[gi, j], t[gi, j], 1.0 / tau, gr, gc)
+        norm = g_size * g_size * a
+        if grad is not None:
+            grad.div_(norm)
+        ctx.save_for_backward(grad)
+        return total / norm
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * grad_out, None, None, None
+
+
+class _MemoryKL(torch.autograd.Function):
+    """T_c^2 / N_a * sum_a KL(softmax(t_a V^T / (tau T_c)) || softmax(s_a V^T / (tau T_c))); V, t constant."""
+
+    @staticmethod
+    def forward(ctx, s: Tensor, t: Tensor, v: Tensor, tau: float, kd_temperature: float,  # type: ignore[override]
+                want_grad: bool) -> Tensor:
+        grad = torch.zeros_like(s) if want_grad else None
+        total = _relation_kl(s, t, v, v, 1.0 / (tau * kd_temperature), grad, None)
+        norm = kd_temperature ** 2 / s.shape[0]
+        if grad is not None:
+            grad.mul_(norm)
+        ctx.save_for_backward(grad)
+        return total * norm
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * grad_out, None, None, None, None, None
 
 
 def cirkd_batch_p2p_loss(s_feat: Tensor, t_feat: Tensor, tau: float = 0.1,
@@ -65,8 +129,10 @@ def cirkd_batch_p2p_loss(s_feat: Tensor, t_feat: Tensor, tau: float = 0.1,
     — KL(teacher || student) as in the official code (the paper writes the other direction), batchmean over
     the A rows, mean over the G^2 pairs, **no** tau^2 factor.
 
-    Computed as one GEMM per relation group covering all its pairs, batched over the groups (chunked over the
-    second image only when the similarity tensor would exceed ~2^26 elements); no Python loop over pairs.
+    Computed by a fused autograd function: per pair, blocks of rows of the A x A logits (at most 2^22 on CPU,
+    2^26 on CUDA) go through three reused buffers, and the gradient w.r.t. the normalised features is
+    accumulated during the forward pass, so memory is O(block + B*A*C) instead of O(pairs * A^2) and backward
+    is one multiplication.
 
     Args:
         s_feat: student feature (B, C_s, h, w).
@@ -90,15 +156,17 @@ def cirkd_batch_p2p_loss(s_feat: Tensor, t_feat: Tensor, tau: float = 0.1,
     with fp32_region(s_feat):
         s = F.normalize(compute_dtype(s_feat), p=2, dim=1).flatten(2).transpose(1, 2)           # (B, A, C_s)
         t = F.normalize(compute_dtype(t_feat.detach()), p=2, dim=1).flatten(2).transpose(1, 2)  # (B, A, C_t)
+        s, t = s.contiguous(), t.contiguous()
+        want_grad = torch.is_grad_enabled() and s.requires_grad
         n_full, rem = divmod(b, g)
-        parts: List[Tensor] = []
+        total = s.new_zeros(())
         if n_full:
             m = n_full * g
-            parts.append(_p2p_group_losses(s[:m].reshape(n_full, g, *s.shape[1:]),
-                                           t[:m].reshape(n_full, g, *t.shape[1:]), tau))
+            total = total + _BatchP2PKL.apply(s[:m].reshape(n_full, g, *s.shape[1:]),
+                                              t[:m].reshape(n_full, g, *t.shape[1:]), tau, want_grad)
         if rem:
-            parts.append(_p2p_group_losses(s[b - rem:].unsqueeze(0), t[b - rem:].unsqueeze(0), tau))
-        return torch.cat(parts).mean()
+            total = total + _BatchP2PKL.apply(s[b - rem:].unsqueeze(0), t[b - rem:].unsqueeze(0), tau, want_grad)
+        return total / (n_full + (1 if rem else 0))
 
 
 def _gather_contrast(queue: Tensor, idx: Tensor) -> Tensor:
@@ -171,12 +239,10 @@ def cirkd_memory_losses(s_emb: Tensor, t_emb: Tensor, labels: Tensor, pixel_queu
         t_hat = t_hat[anchors]
         losses = []
         for queue, idx in ((pixel_queue, pixel_idx), (region_queue, region_idx)):
-            v = compute_dtype(_gather_contrast(queue, idx)).to(s_hat.dtype)                      # (K*k, d)
-            s_logits = (s_hat @ v.t()) / tau
-            with torch.no_grad():
-                t_logits = (t_hat @ v.t()) / tau
-            kl = kl_div_sum(s_logits / kd_temperature, t_logits / kd_temperature, dim=1)
-            losses.append(kl * (kd_temperature ** 2) / s_hat.shape[0])
+            v = compute_dtype(_gather_contrast(queue, idx)).to(s_hat.dtype).contiguous()         # (K*k, d)
+            # fused: row blocks of the (N_a, K*k) logits, gradient w.r.t. s_hat formed in the forward pass
+            losses.append(_MemoryKL.apply(s_hat, t_hat, v, tau, kd_temperature,
+                                          torch.is_grad_enabled() and s_hat.requires_grad))
         return losses[0], losses[1]
 
 

@@ -43,6 +43,6 @@ def cwd_loss(s: Tensor, t: Tensor, temperature: float = 4.0, norm_channels: Opti
         s_ = compute_dtype(s)
         t_ = compute_dtype(t.detach())
         b, c = s_.shape[:2]
-        kl = kl_div_sum(s_.flatten(2) / temperature, t_.flatten(2) / temperature, dim=2)
+        kl = kl_div_sum(s_.flatten(2), t_.flatten(2), dim=2, scale=1.0 / temperature)
         c_norm = c if norm_channels is None else int(norm_channels)
         return kl * (temperature ** 2) / (b * c_norm)

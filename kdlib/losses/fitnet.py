@@ -1,6 +1,7 @@
 """FitNet hint loss as in the CIRKD repository — SPEC §3.5."""
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from kdlib.losses._common import check_same_shape, compute_dtype, fp32_region
@@ -21,4 +22,5 @@ def fitnet_loss(s_projected: Tensor, t_feat: Tensor) -> Tensor:
     """
     check_same_shape(("s_projected", "t_feat"), s_projected, t_feat)
     with fp32_region(s_projected):
-        return (compute_dtype(s_projected) - compute_dtype(t_feat.detach())).pow(2).mean()
+        # fused MSE: no (B, C, h, w) difference tensor is allocated or kept for backward
+        return F.mse_loss(compute_dtype(s_projected), compute_dtype(t_feat.detach()), reduction="mean")

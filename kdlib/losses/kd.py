@@ -32,5 +32,5 @@ def kd_loss(s_logits: Tensor, t_logits: Tensor, temperature: float = 1.0) -> Ten
         s = compute_dtype(s_logits)
         t = compute_dtype(t_logits.detach())
         b, _, h, w = s.shape
-        kl = kl_div_sum(s / temperature, t / temperature, dim=1)
+        kl = kl_div_sum(s, t, dim=1, scale=1.0 / temperature)
         return kl * (temperature ** 2) / (b * h * w)
