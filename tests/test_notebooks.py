@@ -80,3 +80,75 @@ def test_table_notebooks(tiny, name):
     for method in reported.index:  # the paper's gains are its numbers minus its baseline
         assert gains[method] == pytest.approx(reported[method] - reported["none"], abs=1e-6)
     assert (base / f"{name}_figs" / "per_class_iou.png").is_file()
+
+
+def _run_config(out: Path, student: str, variant: str, seed: int = 0) -> dict:
+    """The resolved config.yaml of one ablation run."""
+    import yaml
+
+    from kdlib.analysis.grid import run_id
+
+    path = out / "runs" / run_id({"student": student, "variant": variant, "seed": seed}) / "config.yaml"
+    return yaml.safe_load(path.read_text())
+
+
+def test_cirkd_table4_notebook(tiny):
+    """CIRKD Table 4 with three variants: our gains over `ce` beside the paper's, terms really switched off."""
+    from kdlib.paper_numbers import paper_table
+
+    base, extra, teacher = tiny
+    out, figs = base / "t4", base / "t4_figs"
+    student = "deeplabv3_mobilenetv2"
+    execute("cirkd_table4.py", {"student": student, "variants": "ce,ce+kd,ce+batch_p2p+kd", "seeds": "0",
+                                "teacher_checkpoint": str(teacher), "extra": extra, "output_dir": str(out),
+                                "figures_dir": str(figs)})
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs["variant"]) == ["ce", "ce+kd", "ce+kd+batch_p2p"]  # canonical order of the terms
+    assert list(runs["method"]) == ["none", "cirkd", "cirkd"] and runs["miou"].between(0, 1).all()
+    summary = pd.read_csv(out / "summary.csv").set_index("variant")
+    paper = paper_table("cirkd_table4").set_index("variant")["value"]
+    assert list(summary.index) == ["ce", "ce+kd", "ce+kd+batch_p2p", "ce+kd+memory_p2p", "ce+kd+memory_p2r",
+                                  "ce+kd+memory_p2p+memory_p2r", "ce+kd+batch_p2p+memory_p2p+memory_p2r"]
+    assert set(summary.index) == set(paper.index) and list(summary["n"]) == [1, 1, 1, 0, 0, 0, 0]
+    assert summary.loc["ce", "ours gain"] == 0 and summary.loc["ce", "paper gain"] == 0
+    assert summary.loc[["ce+kd", "ce+kd+batch_p2p"], "ours gain"].notna().all()
+    assert summary.loc["ce+kd+memory_p2p", "ours gain"] != summary.loc["ce+kd+memory_p2p", "ours gain"]  # NaN
+    for variant, value in paper.items():  # the paper's gains are its rows minus its `ce` row
+        assert summary.loc[variant, "paper gain"] == pytest.approx(value - paper["ce"], abs=1e-6)
+    assert summary.loc["ce+kd+batch_p2p", "paper gain"] == pytest.approx(74.87 - 73.12, abs=1e-6)
+    gain = 100 * (runs.set_index("variant")["miou"] - runs.set_index("variant").loc["ce", "miou"])
+    assert summary.loc["ce+kd", "ours gain"] == pytest.approx(gain["ce+kd"], abs=1e-6)
+    cfg = _run_config(out, student, "ce+kd+batch_p2p")
+    assert cfg["method"] == "cirkd" and cfg["student"] == student
+    assert cfg["loss_weights"] == {"kd": 1.0, "batch_p2p": 1.0, "memory_p2p": 0.0, "memory_p2r": 0.0}
+    assert _run_config(out, student, "ce+kd")["loss_weights"]["batch_p2p"] == 0
+    assert _run_config(out, student, "ce")["method"] == "none"
+    assert (figs / "miou.png").stat().st_size > 1000 and (figs / "miou.pdf").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "synthetic_streets" and metrics["paper_dataset"] == "cityscapes"
+
+
+def test_afdcd_loss_terms_notebook(tiny):
+    """Af-DCD ablation: ours only (no paper columns); SC takes the OC weight, omitted terms are at 0."""
+    from kdlib.engine.recipes import method_defaults
+
+    base, extra, teacher = tiny
+    out, figs = base / "afdcd_terms", base / "afdcd_terms_figs"
+    student = "deeplabv3_resnet18"
+    execute("afdcd_loss_terms.py", {"student": student, "variants": "ce,ce+kd+fd+sc,ce+kd+fd+ctr", "seeds": "0",
+                                    "teacher_checkpoint": str(teacher), "extra": extra, "output_dir": str(out),
+                                    "figures_dir": str(figs)})
+    summary = pd.read_csv(out / "summary.csv").set_index("variant")
+    assert list(summary.index) == ["ce", "ce+kd+fd+sc", "ce+kd+fd+ctr"]
+    assert not any("paper" in c for c in summary.columns)
+    assert summary.loc["ce", "ours gain"] == 0 and summary["ours gain"].notna().all()
+    runs = pd.read_csv(out / "runs.csv").set_index("variant")
+    assert summary.loc["ce+kd+fd+ctr", "ours gain"] == pytest.approx(
+        100 * (runs.loc["ce+kd+fd+ctr", "miou"] - runs.loc["ce", "miou"]), abs=1e-6)
+    paper = method_defaults("afdcd", "synthetic_streets")["loss_weights"]
+    sc = _run_config(out, student, "ce+kd+fd+sc")
+    assert sc["method"] == "afdcd"
+    assert sc["loss_weights"] == {"kd": paper["kd"], "fd": paper["fd"], "ctr": 0.0, "sc": paper["ctr"], "cc": 0.0}
+    assert _run_config(out, student, "ce+kd+fd+ctr")["loss_weights"] == {**paper, "sc": 0.0, "cc": 0.0}
+    assert (figs / "miou.png").is_file()
+    assert json.loads((out / "metrics.json").read_text())["paper_dataset"] is None

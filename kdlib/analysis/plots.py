@@ -39,6 +39,10 @@ def plot_miou(summary: pd.DataFrame, path: Path, label: str = "run", title: Opti
     ax.set_ylabel("mIoU (%)")
     ax.set_ylim(0, max(values.max() * 1.15, 1))
     ax.set_title(title or "mIoU")
+    if summary[label].astype(str).str.len().max() > 12:  # long labels (e.g. ablation variants): slanted
+        ax.tick_params(axis="x", rotation=30)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
     ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path)
 

@@ -23,7 +23,7 @@ def split_list(text: str) -> List[str]:
 
 def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence[int],
               runs_root: os.PathLike, common: Optional[Mapping[str, Any]] = None,
-              progress: bool = True) -> pd.DataFrame:
+              progress: bool = True, params: Optional[Sequence[Mapping[str, Any]]] = None) -> pd.DataFrame:
     """Train (or reuse) every ``config`` × ``seed`` under ``runs_root/<run-id>`` and return the runs table.
 
     Args:
@@ -33,18 +33,23 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
         seeds: seeds of every configuration.
         runs_root: parent of the run directories (finished runs are reused, interrupted ones resumed).
         common: overrides shared by all runs (data root, iterations, teacher checkpoint, ...).
+        params: per-config parameter columns naming the run (run id and the table's columns) instead of the
+            config itself, e.g. ``{"variant": "ce+kd"}`` for overrides holding a ``loss_weights`` dict.
     """
     from kdlib.analysis.notebook import train_config
 
     rows: List[Dict[str, Any]] = []
-    cells = [(dict(cfg), int(seed)) for cfg in configs for seed in seeds]
-    for cfg, seed in tqdm(cells, desc="study", disable=not progress):
-        params = {**cfg, "seed": seed}
+    if params is not None and len(params) != len(configs):
+        raise ValueError(f"params has {len(params)} entries for {len(configs)} configs")
+    names = list(params) if params is not None else list(configs)
+    cells = [(dict(cfg), dict(name), int(seed)) for cfg, name in zip(configs, names) for seed in seeds]
+    for cfg, name, seed in tqdm(cells, desc="study", disable=not progress):
+        columns = {**name, "seed": seed}
         overrides = {**dict(common or {}), **cfg, "seed": seed}
         if overrides.get("method", "none") == "none":
             overrides.pop("teacher_checkpoint", None)
-        result = train_config(preset, overrides, Path(runs_root) / run_id(params))
-        row: Dict[str, Any] = {**params, "miou": result["miou"], "pixel_acc": result["pixel_acc"],
+        result = train_config(preset, overrides, Path(runs_root) / run_id(columns))
+        row: Dict[str, Any] = {**columns, "miou": result["miou"], "pixel_acc": result["pixel_acc"],
                                "best_miou": result.get("best_miou"), "wall_time_s": result.get("wall_time_s")}
         row.update({f"iou/{name}": value for name, value in result["per_class_iou"].items()})
         rows.append(row)

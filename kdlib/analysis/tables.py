@@ -185,20 +185,28 @@ def gains_over_baseline(summary: pd.DataFrame, by: Sequence[str], method_column:
     """
     by = [c for c in by if c != method_column]
     base = summary[summary[method_column] == baseline][by + [value]].rename(columns={value: "_base"})
-    out = summary.merge(base, on=by, how="left") if by else summary.assign(_base=float(base["_base"].iloc[0]))
+    if by:
+        out = summary.merge(base, on=by, how="left")
+    else:
+        out = summary.assign(_base=float(base["_base"].iloc[0]) if len(base) else float("nan"))
     out["gain"] = out[value] - out["_base"]
     return out.drop(columns="_base")
 
 
 def table_vs_paper(summary: pd.DataFrame, paper: pd.DataFrame, dataset: str,
-                   on: Sequence[str] = ("student", "method"), baseline: str = "none") -> pd.DataFrame:
+                   on: Sequence[str] = ("student", "method"), baseline: str = "none",
+                   baseline_column: str = "method", keep_unmatched_ours: bool = False) -> pd.DataFrame:
     """Our seed summary beside a paper table, in the comparable form for ``dataset``.
 
     * ``dataset`` is the paper's dataset: :func:`compare_with_paper` (our mean ± CI, the paper's number,
       the difference in pp);
     * otherwise (the built-in proxy data): absolute numbers are not comparable, so our **gain over the
-      baseline** (``method == baseline``, same other keys) is set beside the paper's gain, with both
+      baseline** (``baseline_column == baseline``, same other keys) is set beside the paper's gain, with both
       absolute values for reference; the paper's rows we did not run are kept (our columns NaN).
+
+    ``baseline_column`` is the key that names the baseline row (``"variant"`` with ``baseline="ce"`` for the
+    loss-term ablations); ``keep_unmatched_ours`` also keeps, on the paper's dataset, our rows the paper has
+    no number for.
 
     ``paper`` must hold one row per key (filter split / variant first); ``summary`` comes from
     :func:`summarize_seeds` (fractions, as kdlib stores mIoU).
@@ -206,16 +214,18 @@ def table_vs_paper(summary: pd.DataFrame, paper: pd.DataFrame, dataset: str,
     on = list(on)
     paper_dataset = str(paper["dataset"].iloc[0]) if "dataset" in paper.columns and len(paper) else ""
     if dataset == paper_dataset:
-        return compare_with_paper(summary, paper, on=on)
+        return compare_with_paper(summary, paper, on=on, keep_unmatched_ours=keep_unmatched_ours)
     ours = gains_over_baseline(summary.assign(mean=100 * summary["mean"], ci=100 * summary["ci"]), by=on,
-                               baseline=baseline)
-    theirs = gains_over_baseline(paper, by=on, value="value", baseline=baseline)
+                               method_column=baseline_column, baseline=baseline)
+    theirs = gains_over_baseline(paper, by=on, method_column=baseline_column, value="value", baseline=baseline)
     for column in on:  # only the students (etc.) we ran; their other methods (e.g. MasKD) stay visible
-        if column != "method":
+        if column != baseline_column:
             theirs = theirs[theirs[column].isin(ours[column])]
     table = ours.merge(theirs[on + ["value", "gain"]], on=on, how="outer", suffixes=("", "_paper"), sort=False)
     table = table.rename(columns={"mean": f"ours mIoU ({dataset})", "ci": "ours ±95% CI", "gain": "ours gain",
                                   "value": f"paper mIoU ({paper_dataset})", "gain_paper": "paper gain"})
+    if "n" in table.columns:  # the paper's rows we did not run: n = 0, as compare_with_paper writes
+        table["n"] = table["n"].fillna(0).astype(int)
     return table.drop(columns=[c for c in ("std",) if c in table.columns])
 
 

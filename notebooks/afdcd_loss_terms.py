@@ -1,0 +1,51 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Af-DCD: loss-term ablation (ours only)
+#
+# Af-DCD's Table 3(a)(b) ablates its loss terms (the masked feature reconstruction L_fd and the contrastive
+# L_Af-DCD, alone and together) and its contrasting designs: Spatial Contrasting (SC), Channel Contrasting
+# (CC), SC+CC and Omni-Contrasting (OC, the released `ctr` term). **The paper's numbers for this ablation are
+# UNCONFIRMED** (the paper text could not be retrieved) and are not in `kdlib.paper_numbers`, so this
+# notebook shows our numbers only: mean ± 95 % CI over seeds and the gain over the `ce` row.
+#
+# A variant names its active terms: `ce` is the student trained alone; otherwise Af-DCD runs with the named
+# terms at their paper weights for the dataset and the others at weight 0 (not computed). SC and CC were never
+# released and have no published weight: they take the OC (`ctr`) weight, and their definitions are kdlib's.
+# Whether the paper kept `kd` on in its ablation is unconfirmed; the default variants keep it. The student
+# (DeepLabV3-R18) is our choice. Writes `runs.csv`, `summary.csv` and `metrics.json` into `output_dir` and an
+# mIoU bar chart into `figures_dir`.
+
+# %% tags=["parameters"]
+ablation = "afdcd_loss_terms"
+preset = "quick"                            # quick / proxy (built-in data) or cityscapes, ade20k ...
+student = "deeplabv3_resnet18"
+variants = "ce,ce+kd,ce+kd+fd,ce+kd+ctr,ce+kd+fd+sc,ce+kd+fd+cc,ce+kd+fd+sc+cc,ce+kd+fd+ctr"
+seeds = "0"                                 # comma-separated
+teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
+extra = ""                                  # more kdlib train overrides, as in train_config.py
+output_dir = "results/afdcd_loss_terms"
+figures_dir = "figures/afdcd_loss_terms"
+seed = 0                                    # unused (grids set it); the seeds above are the study's
+
+# %%
+from kdlib.analysis.ablation import reproduce_ablation
+from kdlib.analysis.notebook import parse_extra
+from kdlib.analysis.study import split_list
+from kdlib.analysis.tables import render_table
+
+result, runs = reproduce_ablation(ablation, preset, student, split_list(variants),
+                                  [int(s) for s in split_list(seeds)], output_dir, figures_dir,
+                                  common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)})
+print(render_table(result))
