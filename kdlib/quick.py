@@ -45,20 +45,16 @@ def _run_or_reuse(cfg: TrainConfig, progress: bool, fresh: bool) -> Dict[str, An
     """Reuse a finished run, resume an unfinished one, or train; a run made with another config is an error."""
     import json
 
-    import yaml
-
+    from kdlib.engine.rundir import config_changes
     from kdlib.engine.trainer import train
 
     run = Path(cfg.run_dir)
     if fresh:
         return train(cfg, overwrite=True, progress=progress)
-    if (run / "config.yaml").is_file():
-        saved = yaml.safe_load((run / "config.yaml").read_text()) or {}
-        wanted = yaml.safe_load(cfg.to_yaml())
-        changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-        if changed:
-            raise ValueError(f"{run} holds a run made with other settings ({', '.join(changed)}); rerun with "
-                             f"--fresh to replace the quick study's runs, or --runs-root <new folder>")
+    changed = config_changes(run, cfg.to_yaml())
+    if changed:
+        raise ValueError(f"{run} holds a run made with other settings ({', '.join(changed)}); rerun with "
+                         f"--fresh to replace the quick study's runs, or --runs-root <new folder>")
     if (run / "metrics.json").is_file():
         return json.loads((run / "metrics.json").read_text())
     return train(cfg, resume=(run / "config.yaml").is_file(), progress=progress)

@@ -125,3 +125,14 @@ def test_every_notebook_has_a_parameters_cell_papermill_can_read(notebook):
                 for t in node.targets if isinstance(t, ast.Name)]
     assert "output_dir" in assigned and "seed" in assigned
     assert list(pm.inspect_notebook(nb)) == assigned  # no parameter papermill fails to parse
+
+
+def test_train_config_never_reuses_a_run_made_with_other_settings(tiny_setup, tmp_path):
+    from kdlib.analysis.notebook import parse_extra, train_config
+
+    base, extra, teacher = tiny_setup
+    overrides = {**parse_extra(extra), "method": "none"}
+    first = train_config("quick", overrides, tmp_path / "run")
+    assert train_config("quick", overrides, tmp_path / "run") == first  # same settings: reused
+    with pytest.raises(ValueError, match="other settings.*iterations"):
+        train_config("quick", {**overrides, "iterations": 4}, tmp_path / "run")

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -114,3 +114,19 @@ def write_per_class_csv(path: Path, final: Dict[str, float], best: Optional[Dict
     for name, value in final.items():
         writer.writerow([name, f"{value:.6f}"] + ([f"{best[name]:.6f}"] if best else []))
     write_text_atomic(path, buf.getvalue())
+
+
+def config_changes(run_dir: Path, wanted_yaml: str) -> List[str]:
+    """Fields whose value in ``run_dir/config.yaml`` differs from ``wanted_yaml`` (``run_dir`` excluded).
+
+    Empty when the run directory holds no config yet. Used before reusing or resuming a run, so that a run
+    made with other settings is never silently taken for the requested one.
+    """
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return []
+    saved = yaml.safe_load(path.read_text()) or {}
+    wanted = yaml.safe_load(wanted_yaml) or {}
+    return sorted(k for k in set(saved) | set(wanted) if k != "run_dir" and saved.get(k) != wanted.get(k))
