@@ -76,7 +76,19 @@ def _pool_pair(s: Tensor, t: Tensor, pool: Optional[int], strict: bool) -> Tuple
     if strict and (h % pool or w % pool):
         raise ValueError(f"feature map {h}x{w} is not a multiple of pool={pool} (crop='error'); "
                          f"use crop='topleft' to drop the remainder as the official max-pool does")
-    return F.max_pool2d(s, pool), F.max_pool2d(t, pool)
+    return F.max_pool2d(s, pool), _max_pool_constant(t, pool)
+
+
+def _max_pool_constant(x: Tensor, pool: int) -> Tensor:
+    """``F.max_pool2d(x, pool)`` (floor mode) for a tensor outside autograd (the detached teacher map): the same
+    values (a max is exact), as two strided max-reductions, rows then columns, with no argmax indices (CPU: several
+    times faster than the pooling kernel). Falls back to ``F.max_pool2d`` when ``x`` needs a gradient."""
+    if x.requires_grad:
+        return F.max_pool2d(x, pool)
+    b, c, h, w = x.shape
+    hp, wp = h // pool, w // pool
+    x = x[..., :hp * pool, :wp * pool]
+    return x.reshape(b, c, hp, pool, wp * pool).amax(3).reshape(b, c, hp, wp, pool).amax(4)
 
 
 def _crop_to_patch(s: Tensor, t: Tensor, patch: int, crop: str) -> Tuple[Tensor, Tensor]:
@@ -96,29 +108,110 @@ def _crop_to_patch(s: Tensor, t: Tensor, patch: int, crop: str) -> Tuple[Tensor,
     return s, t
 
 
+# Working-set budget (elements) of one block of contrast logits: the patches are processed in blocks of at most
+# this many (rows x columns) logits, through two reused buffers, and the gradient w.r.t. the student samples
+# is formed during the forward pass (as the CIRKD relation losses do), so no logit-sized tensor is kept for
+# backward. CPU blocks stay small (cache-friendly, below glibc's mmap threshold); on GPU big blocks amortise
+# kernel launches.
+_CUDA_BLOCK_ELEMENTS = 1 << 26
+_CPU_BLOCK_ELEMENTS = 1 << 20
+
+
+def _block_patches(device: torch.device, per_patch: int) -> int:
+    budget = _CUDA_BLOCK_ELEMENTS if device.type == "cuda" else _CPU_BLOCK_ELEMENTS
+    return max(1, budget // max(per_patch, 1))
+
+
+def _unit(x: Tensor) -> Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(_COS_EPS)
+
+
 def _similarity(a: Tensor, b: Tensor, kind: str) -> Tensor:
-    """Batched similarity (..., R, D) x (..., R', D) -> (..., R, R')."""
+    """Batched similarity (..., R, D) x (..., R', D) -> (..., R, R') (reference form; the losses use the
+    fused :class:`_PatchContrast`, which computes the same values block by block)."""
     if kind == "l1":
         return -torch.cdist(a, b, p=1)
     if kind == "l2":
         # exact pairwise differences (the matmul shortcut loses precision for near-identical vectors)
         return -torch.cdist(a, b, p=2, compute_mode="donot_use_mm_for_euclid_dist")
-    a_n = a / a.norm(dim=-1, keepdim=True).clamp_min(_COS_EPS)
-    b_n = b / b.norm(dim=-1, keepdim=True).clamp_min(_COS_EPS)
-    return torch.matmul(a_n, b_n.transpose(-1, -2))
+    return torch.matmul(_unit(a), _unit(b).transpose(-1, -2))
 
 
 def _contrast_rows_sum(sim: Tensor, tau: float, valid: Optional[Tensor] = None) -> Tensor:
     """Sum over rows of CE with the positive on the diagonal: sum_r [logsumexp_{valid c}(sim_rc/tau) - sim_rr/tau].
 
     sim (..., R, R); ``valid`` (R, R) bool marks the columns entering the denominator (diagonal included);
-    None = all columns.
+    None = all columns. Reference (autograd) form of :class:`_PatchContrast`.
     """
     logits = sim / tau
     pos = torch.diagonal(logits, dim1=-2, dim2=-1)
     if valid is not None:
         logits = logits.masked_fill(~valid, float("-inf"))
     return (torch.logsumexp(logits, dim=-1) - pos).sum()
+
+
+class _PatchContrast(torch.autograd.Function):
+    """``_contrast_rows_sum(_similarity(xs, xt, kind), tau, valid)`` fused, gradient formed in the forward pass.
+
+    xs (P, R, D) student samples, xt (P, R, D) teacher samples (constant). ``kind``: 'l1' / 'l2' (sim = -cdist)
+    or 'dot' (sim = xs xt^T; cosine passes unit vectors, the normalisation stays on the autograd graph).
+    Per block of patches: logits = sim / tau (masked columns -inf) into a reused buffer; the loss is
+    -sum diag(log_softmax(logits)) (= sum_r logsumexp_r - pos_r); with D = softmax(logits) - I the gradient is
+    d/dsim = D / tau, pulled back through cdist (``_cdist_backward``, the op autograd would call) or the bmm.
+    Nothing logit-sized outlives a block (no -inf-filled (P, R, R) tensor, no logsumexp backward).
+    """
+
+    @staticmethod
+    def forward(ctx, xs: Tensor, xt: Tensor, kind: str, tau: float, valid: Optional[Tensor],  # type: ignore[override]
+                want_grad: bool) -> Tensor:
+        n, r, rc = xs.shape[0], xs.shape[1], xt.shape[1]
+        step = min(n, _block_patches(xs.device, r * rc))
+        logits = xs.new_empty(step, r, rc)
+        work = xs.new_empty(step, r, rc)
+        invalid = None if valid is None else ~valid
+        grad = xs.new_empty(xs.shape) if want_grad else None
+        total = xs.new_zeros(())
+        p_norm = 1.0 if kind == "l1" else 2.0
+        for p0 in range(0, n, step):
+            p1 = min(n, p0 + step)
+            a, b = xs[p0:p1], xt[p0:p1]
+            lg, wk = logits[:p1 - p0], work[:p1 - p0]
+            if kind == "dot":
+                dist = None
+                torch.bmm(a, b.transpose(1, 2), out=lg)
+                torch.div(lg, tau, out=lg)
+            else:
+                dist = torch.cdist(a, b, p=p_norm, compute_mode="donot_use_mm_for_euclid_dist")
+                torch.div(dist, -tau, out=lg)                    # (-dist) / tau
+            if invalid is not None:
+                lg.masked_fill_(invalid, float("-inf"))
+            torch.log_softmax(lg, -1, out=wk)
+            total -= torch.diagonal(wk, dim1=-2, dim2=-1).sum()
+            if grad is None:
+                continue
+            torch.softmax(lg, -1, out=wk)
+            torch.diagonal(wk, dim1=-2, dim2=-1).sub_(1.0)
+            if dist is None:
+                torch.bmm(wk.div_(tau), b, out=grad[p0:p1])
+            else:
+                # d/d dist = -(softmax - I) / tau
+                grad[p0:p1] = torch.ops.aten._cdist_backward(wk.div_(-tau), a, b, p_norm, dist)
+        ctx.save_for_backward(grad)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * grad_out, None, None, None, None, None
+
+
+def _contrast_loss_sum(xs: Tensor, xt: Tensor, kind: str, tau: float, valid: Optional[Tensor] = None) -> Tensor:
+    """= ``_contrast_rows_sum(_similarity(xs, xt, kind), tau, valid)`` (xt constant), fused and row-blocked."""
+    xt = xt.detach()
+    if kind == "cosine":
+        xs, xt, kind = _unit(xs), _unit(xt), "dot"
+    want_grad = torch.is_grad_enabled() and xs.requires_grad
+    return _PatchContrast.apply(xs.contiguous(), xt.contiguous(), kind, tau, valid, want_grad)
 
 
 def _to_patch_samples(x: Tensor, patch: int, groups: int) -> Tensor:
@@ -177,10 +270,9 @@ def afdcd_omni_loss(s: Tensor, t: Tensor, groups: int = 16, patch: int = 4, pool
         b, _, h, w = s_.shape
         xs = _to_patch_samples(s_, patch, groups)
         xt = _to_patch_samples(t_, patch, groups)
-        sim = _similarity(xs, xt, similarity)                                  # (n_patches, R, R)
-        g = torch.arange(patch * patch * groups, device=sim.device) % groups
-        valid = (g.view(-1, 1) != g.view(1, -1)) | torch.eye(g.numel(), dtype=torch.bool, device=sim.device)
-        return _contrast_rows_sum(sim, tau, valid) / (b * h * w)
+        g = torch.arange(patch * patch * groups, device=xs.device) % groups
+        valid = (g.view(-1, 1) != g.view(1, -1)) | torch.eye(g.numel(), dtype=torch.bool, device=xs.device)
+        return _contrast_loss_sum(xs, xt, similarity, tau, valid) / (b * h * w)   # (n_patches, R, R) blocks
 
 
 def afdcd_spatial_loss(s: Tensor, t: Tensor, patch: int = 4, pool: Optional[int] = 4, tau: float = 0.07,
@@ -210,8 +302,7 @@ def afdcd_spatial_loss(s: Tensor, t: Tensor, patch: int = 4, pool: Optional[int]
         b, _, h, w = s_.shape
         xs = _to_patch_samples(s_, patch, 1)                                  # (n_patches, N^2, C)
         xt = _to_patch_samples(t_, patch, 1)
-        sim = _similarity(xs, xt, similarity)
-        return _contrast_rows_sum(sim, tau) / (b * h * w)
+        return _contrast_loss_sum(xs, xt, similarity, tau) / (b * h * w)
 
 
 def afdcd_channel_loss(s: Tensor, t: Tensor, groups: int = 16, pool: Optional[int] = 4, tau: float = 0.07,
@@ -241,5 +332,4 @@ def afdcd_channel_loss(s: Tensor, t: Tensor, groups: int = 16, pool: Optional[in
         b, c, h, w = s_.shape
         xs = s_.reshape(b, groups, c // groups, h * w).permute(0, 3, 1, 2).reshape(b * h * w, groups, -1)
         xt = t_.reshape(b, groups, c // groups, h * w).permute(0, 3, 1, 2).reshape(b * h * w, groups, -1)
-        sim = _similarity(xs, xt, similarity)                                  # (B*h'*w', M, M)
-        return _contrast_rows_sum(sim, tau) / (b * h * w)
+        return _contrast_loss_sum(xs, xt, similarity, tau) / (b * h * w)       # (B*h'*w', M, M) blocks
