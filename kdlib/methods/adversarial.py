@@ -185,6 +185,10 @@ class AdversarialTerm(nn.Module):
             self.optimizer().load_state_dict(state["optimizer"])
 
 
+#: The official discriminator settings (CIRKD-repo baselines): Adam lr 4e-4, betas (0.9, 0.99), lambda_d 0.1.
+ADVERSARIAL_PAPER_OPTIONS: Dict[str, Any] = {"d_lr": 4e-4, "d_betas": [0.9, 0.99], "d_loss_weight": 0.1}
+
+
 class AdversarialDistillLoss(DistillLoss):
     """A :class:`DistillLoss` with an optional ``adv`` term (built only when enabled) delegating the hooks."""
 

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from kdlib.losses.base import PairSpec
 from kdlib.losses.functional import cwd_loss, kd_loss
-from kdlib.methods.adversarial import AdversarialDistillLoss
+from kdlib.methods.adversarial import ADVERSARIAL_PAPER_OPTIONS, AdversarialDistillLoss
 from kdlib.models.output import SegOutput
 from kdlib.registry import LOSSES
 
@@ -84,4 +84,4 @@ class CWD(AdversarialDistillLoss):
         # uses them): KD 1 + CWD-logit 3 + CWD-feature 50 + adversarial G 0.001 (D 0.1), T = 4.
         return {"loss_weights": {"kd": 1.0, "cwd_logits": 3.0, "cwd_feature": 50.0, "adv": 0.001},
                 "method_options": {"temperature": 4.0, "kd_temperature": 1.0, "official_normaliser": True,
-                                   "d_lr": 4e-4, "d_betas": [0.9, 0.99], "d_loss_weight": 0.1}}
+                                   **ADVERSARIAL_PAPER_OPTIONS}}

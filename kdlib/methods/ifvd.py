@@ -7,7 +7,7 @@ from torch import Tensor
 
 from kdlib.losses.base import PairSpec
 from kdlib.losses.functional import ifvd_loss, kd_loss
-from kdlib.methods.adversarial import AdversarialDistillLoss
+from kdlib.methods.adversarial import ADVERSARIAL_PAPER_OPTIONS, AdversarialDistillLoss
 from kdlib.models.output import SegOutput
 from kdlib.registry import LOSSES
 
@@ -59,5 +59,4 @@ class IFVD(AdversarialDistillLoss):
         # Released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + IFV 20 + adversarial
         # G 0.001 (D 0.1).
         return {"loss_weights": {"kd": 1.0, "ifv": 20.0, "adv": 0.001},
-                "method_options": {"kd_temperature": 1.0, "d_lr": 4e-4, "d_betas": [0.9, 0.99],
-                                   "d_loss_weight": 0.1}}
+                "method_options": {"kd_temperature": 1.0, **ADVERSARIAL_PAPER_OPTIONS}}

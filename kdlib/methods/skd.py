@@ -7,7 +7,7 @@ from torch import Tensor
 
 from kdlib.losses.base import PairSpec
 from kdlib.losses.functional import kd_loss, skd_pairwise_loss
-from kdlib.methods.adversarial import AdversarialDistillLoss
+from kdlib.methods.adversarial import ADVERSARIAL_PAPER_OPTIONS, AdversarialDistillLoss
 from kdlib.models.output import SegOutput
 from kdlib.registry import LOSSES
 
@@ -61,5 +61,4 @@ class SKD(AdversarialDistillLoss):
         # Released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + pair-wise 10 +
         # holistic adversarial G 0.001 (D 0.1).
         return {"loss_weights": {"kd": 1.0, "pairwise": 10.0, "adv": 0.001},
-                "method_options": {"kd_temperature": 1.0, "d_lr": 4e-4, "d_betas": [0.9, 0.99],
-                                   "d_loss_weight": 0.1}}
+                "method_options": {"kd_temperature": 1.0, **ADVERSARIAL_PAPER_OPTIONS}}
