@@ -43,20 +43,16 @@ def _study_configs(runs_root: Path, overrides: Dict[str, Any], methods: Sequence
 
 def _run_or_reuse(cfg: TrainConfig, progress: bool, fresh: bool) -> Dict[str, Any]:
     """Reuse a finished run, resume an unfinished one, or train; a run made with another config is an error."""
-    import json
-
-    from kdlib.engine.rundir import config_changes
+    from kdlib.engine.rundir import reusable_result
     from kdlib.engine.trainer import train
 
     run = Path(cfg.run_dir)
     if fresh:
         return train(cfg, overwrite=True, progress=progress)
-    changed = config_changes(run, cfg.to_yaml())
-    if changed:
-        raise ValueError(f"{run} holds a run made with other settings ({', '.join(changed)}); rerun with "
-                         f"--fresh to replace the quick study's runs, or --runs-root <new folder>")
-    if (run / "metrics.json").is_file():
-        return json.loads((run / "metrics.json").read_text())
+    done = reusable_result(run, cfg.to_yaml(), "rerun with --fresh to replace the quick study's runs, or "
+                                               "--runs-root <new folder>")
+    if done is not None:
+        return done
     return train(cfg, resume=(run / "config.yaml").is_file(), progress=progress)
 
 

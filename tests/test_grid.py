@@ -34,20 +34,9 @@ def test_grid_is_the_cartesian_product_with_seeds_fastest():
 
 
 @pytest.fixture(scope="module")
-def tiny_setup(tmp_path_factory):
-    from kdlib.data.synthetic import generate
-    from kdlib.engine.config import resolve_config
-    from kdlib.engine.trainer import train
-
-    base = tmp_path_factory.mktemp("grid")
-    data = generate(base / "data", preset="tiny", progress=False)
-    extra = (f"data_root={data} dataset_options.preset=tiny crop_size=[48,96] iterations=3 eval_interval=3 "
-             f"checkpoint_interval=3 num_workers=0 student_width=0.125 teacher_width=0.125 max_val_samples=4")
-    from kdlib.analysis.notebook import parse_extra
-
-    teacher = base / "teacher"
-    train(resolve_config("quick", {**parse_extra(extra), "run_dir": str(teacher)}), progress=False)
-    return base, extra, teacher
+def tiny_setup(tmp_path_factory, tiny_data_and_teacher):
+    extra, teacher = tiny_data_and_teacher
+    return tmp_path_factory.mktemp("grid"), extra, teacher
 
 
 def test_papermill_grid_runs_skips_done_cells_and_reports_failures(tiny_setup, capsys):

@@ -11,19 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from kdlib.analysis.notebook import parse_extra
-    from kdlib.data.synthetic import generate
-    from kdlib.engine.config import resolve_config
-    from kdlib.engine.trainer import train
-
-    base = tmp_path_factory.mktemp("nb")
-    data = generate(base / "data", preset="tiny", progress=False)
-    extra = (f"data_root={data} dataset_options.preset=tiny crop_size=[48,96] iterations=2 eval_interval=2 "
-             f"checkpoint_interval=2 num_workers=0 student_width=0.125 teacher_width=0.125 max_val_samples=2")
-    teacher = base / "teacher"
-    train(resolve_config("quick", {**parse_extra(extra), "run_dir": str(teacher)}), progress=False)
-    return base, extra, teacher
+def tiny(tmp_path_factory, tiny_data_and_teacher):
+    extra, teacher = tiny_data_and_teacher
+    return tmp_path_factory.mktemp("nb"), extra, teacher
 
 
 def execute(notebook: str, parameters: dict) -> None:

@@ -39,18 +39,14 @@ def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike
     import sys
 
     from kdlib.engine.config import resolve_config
+    from kdlib.engine.rundir import reusable_result
     from kdlib.engine.trainer import train
-
-    from kdlib.engine.rundir import config_changes
 
     run_dir = Path(run_dir)
     cfg = resolve_config(preset, {**dict(overrides), "run_dir": str(run_dir)})
-    changed = config_changes(run_dir, cfg.to_yaml())
-    if changed:
-        raise ValueError(f"{run_dir} holds a run made with other settings ({', '.join(changed)}); use another "
-                         f"output_dir, or delete that run to retrain it")
-    if (run_dir / "metrics.json").is_file():
-        return json.loads((run_dir / "metrics.json").read_text())
+    done = reusable_result(run_dir, cfg.to_yaml(), "use another output_dir, or delete that run to retrain it")
+    if done is not None:
+        return done
     resume = (run_dir / "config.yaml").is_file()
     if nproc_per_node <= 1:
         return train(cfg, resume=resume, progress=progress)

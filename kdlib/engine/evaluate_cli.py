@@ -10,18 +10,14 @@ import torch
 from kdlib.engine.checkpoint import CHECKPOINT_FORMAT
 from kdlib.engine.distributed import init_distributed
 from kdlib.engine.evaluate import evaluate
-from kdlib.engine.rundir import write_json
+from kdlib.engine.rundir import weights_file, write_json
 from kdlib.models import build_model, load_official
 
 
 def run_eval(args: argparse.Namespace) -> Dict[str, Any]:
     from kdlib.data import build_dataset
 
-    path = Path(args.checkpoint)
-    if path.is_dir():
-        path = next((p for p in (path / "best.pt", path / "final.pt") if p.is_file()), path / "final.pt")
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+    path = weights_file(Path(args.checkpoint))
     blob = torch.load(path, map_location="cpu", weights_only=False)
     run_cfg: Dict[str, Any] = {}
     if isinstance(blob, dict) and blob.get("format") == CHECKPOINT_FORMAT:

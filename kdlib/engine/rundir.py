@@ -130,3 +130,29 @@ def config_changes(run_dir: Path, wanted_yaml: str) -> List[str]:
     saved = yaml.safe_load(path.read_text()) or {}
     wanted = yaml.safe_load(wanted_yaml) or {}
     return sorted(k for k in set(saved) | set(wanted) if k != "run_dir" and saved.get(k) != wanted.get(k))
+
+
+def reusable_result(run_dir: Path, wanted_yaml: str, fix: str) -> Optional[Dict[str, Any]]:
+    """The metrics of a finished run in ``run_dir`` made with ``wanted_yaml``; None if not finished yet.
+
+    A run directory holding a run made with other settings raises ``ValueError`` naming the fields and
+    ``fix`` (what the caller's user should do), so a different run is never taken for the requested one.
+    """
+    changed = config_changes(run_dir, wanted_yaml)
+    if changed:
+        raise ValueError(f"{run_dir} holds a run made with other settings ({', '.join(changed)}); {fix}")
+    metrics = Path(run_dir) / "metrics.json"
+    return json.loads(metrics.read_text()) if metrics.is_file() else None
+
+
+def weights_file(path: Path) -> Path:
+    """A weights checkpoint: ``path`` itself, or a run directory's ``best.pt`` (else ``final.pt``)."""
+    path = Path(path)
+    if not path.is_dir():
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        return path
+    for name in ("best.pt", "final.pt"):
+        if (path / name).is_file():
+            return path / name
+    raise FileNotFoundError(f"{path} holds no best.pt or final.pt: is the run finished?")

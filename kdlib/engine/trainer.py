@@ -30,8 +30,8 @@ from kdlib.engine import distributed
 from kdlib.engine.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_checkpoint, rng_state, set_rng_state
 from kdlib.engine.config import TrainConfig
 from kdlib.engine.evaluate import evaluate
-from kdlib.engine.rundir import (append_jsonl, environment, prepare_run_dir, write_json, write_per_class_csv,
-                                 write_text_atomic)
+from kdlib.engine.rundir import (append_jsonl, environment, prepare_run_dir, weights_file, write_json,
+                                 write_per_class_csv, write_text_atomic)
 from kdlib.engine.sampler import EpochKeyed, ResumableSampler
 from kdlib.engine.sync_bn import convert_sync_batchnorm
 from kdlib.methods import DistillLoss, PairSpec, build_distiller
@@ -102,15 +102,7 @@ def load_teacher(cfg: TrainConfig, num_classes: int, device: torch.device) -> Se
     if not cfg.teacher_checkpoint:
         raise ValueError(f"method {cfg.method!r} needs a trained teacher: set teacher_checkpoint=<kdlib run "
                          f"dir, kdlib checkpoint or official .pth>")
-    path = Path(cfg.teacher_checkpoint)
-    if path.is_dir():
-        candidates = [path / "best.pt", path / "final.pt"]
-        path = next((p for p in candidates if p.is_file()), candidates[0])
-        if not path.is_file():
-            raise FileNotFoundError(f"{cfg.teacher_checkpoint} holds no best.pt or final.pt: is the teacher "
-                                    f"run finished?")
-    if not path.is_file():
-        raise FileNotFoundError(f"teacher checkpoint not found: {path}")
+    path = weights_file(Path(cfg.teacher_checkpoint))
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(blob, dict) and blob.get("format") == CHECKPOINT_FORMAT:
         name, width = blob["model_name"], blob["width"]
