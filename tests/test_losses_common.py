@@ -190,3 +190,32 @@ def test_cuda_matches_cpu(name):
         assert g.is_cuda and g.item() == pytest.approx(c.item(), rel=1e-4, abs=1e-6)
         assert a.dtype == torch.float32 and torch.isfinite(a) and a.item() == pytest.approx(c.item(), rel=5e-2, abs=1e-3)
     assert all(torch.isfinite(xc[k].grad).all() for k in student)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_l2_normalize_matches_f_normalize_values_and_gradients(dim):
+    from kdlib.losses._common import l2_normalize
+
+    x = torch.randn(2, 5, 3, 4, dtype=torch.float64)
+    x[0, :, 1, 2] = 0.0                       # an all-zero vector along dim 1
+    x[1, 3] = 0.0                             # ... and along dim 2
+    a = x.clone().requires_grad_(True)
+    b = x.clone().requires_grad_(True)
+    w = torch.randn_like(x)
+    ya, yb = l2_normalize(a, dim), torch.nn.functional.normalize(b, p=2, dim=dim)
+    torch.testing.assert_close(ya, yb, rtol=1e-12, atol=1e-15)
+    (ya * w).sum().backward()
+    (yb * w).sum().backward()
+    assert torch.isfinite(a.grad).all()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+    norms = ya.pow(2).sum(dim)
+    assert ((norms - 1).abs() < 1e-12).sum() + (norms == 0).sum() == norms.numel()
+
+
+def test_l2_normalize_half_precision_zero_vector_is_finite():
+    from kdlib.losses._common import l2_normalize
+
+    x = torch.zeros(1, 4, 2, 2, dtype=torch.bfloat16, requires_grad=True)
+    y = l2_normalize(x, 1)
+    y.sum().backward()
+    assert torch.equal(y, torch.zeros_like(y)) and torch.isfinite(x.grad.float()).all()

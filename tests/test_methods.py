@@ -209,8 +209,10 @@ def test_cirkd_values_with_replayed_randomness(bug):
     assert_close(out["memory_p2r"], p2r)
     assert_close(out["batch_p2p"], Fn.cirkd_batch_p2p_loss(s.feature, t.feature, 0.1, 2))
     assert_close(out["kd"], Fn.kd_loss(s.logits, t.logits))
-    for name in ("pixel_queue", "region_queue", "pixel_queue_ptr", "region_queue_ptr"):
+    for name in ("pixel_queue_ptr", "region_queue_ptr"):
         assert torch.equal(getattr(module, name), getattr(ref, name)), name
+    for name in ("pixel_queue", "region_queue"):   # same slots; values within rounding of F.normalize
+        torch.testing.assert_close(getattr(module, name), getattr(ref, name), rtol=0, atol=1e-6, msg=name)
 
 
 def test_cirkd_enqueue_after_loss_option():
@@ -446,3 +448,17 @@ def test_cirkd_enqueue_uses_all_ranks_in_rank_order(monkeypatch):
     torch.testing.assert_close(module.pixel_queue, expected[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(module.region_queue, expected[1], rtol=1e-5, atol=1e-6)
     assert torch.equal(module.pixel_queue_ptr, expected[2]) and torch.equal(module.region_queue_ptr, expected[3])
+
+
+def test_at_scale_to_positions_rescales_by_map_size():
+    """scale_to_positions=N multiplies the released AT loss by h*w/N (16x16 map: 256/8192 = 1/32)."""
+    s, t, y = outputs(3)
+    released, _ = build("at")
+    scaled, _ = build("at", scale_to_positions=8192)
+    a = released(s, t, y)["at"]
+    assert scaled(s, t, y)["at"].item() == pytest.approx(a.item() * 256 / 8192, rel=1e-6)
+    # the released loss itself shrinks like 1/(h w): a 2x2 upsampled copy of the same maps gives 1/4
+    up = [F.interpolate(x, scale_factor=2, mode="nearest") for x in (s.feature, t.feature)]
+    assert Fn.at_loss(*up).item() == pytest.approx(Fn.at_loss(s.feature, t.feature).item() / 4, rel=1e-5)
+    with pytest.raises(ValueError, match="scale_to_positions"):
+        build("at", scale_to_positions=0)

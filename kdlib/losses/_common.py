@@ -26,6 +26,7 @@ __all__ = [
     "kl_div_sum",
     "check_same_shape",
     "check_4d",
+    "l2_normalize",
 ]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -47,6 +48,18 @@ def fp32_region(x: Tensor) -> Iterator[None]:
         ctx = contextlib.nullcontext()
     with ctx:
         yield
+
+
+def l2_normalize(x: Tensor, dim: int, eps: float = 1e-12) -> Tensor:
+    """``x / max(||x||_2, eps)`` along ``dim``: the value (and gradient) of ``F.normalize(x, p=2, dim=dim)``.
+
+    Computed as ``x / sqrt(max(sum(x^2), eps^2))``: on CPU, torch's vector-norm kernel reduces over a strided
+    dimension (the channels of a (B, C, h, w) map) about 8x slower than a sum of squares (measured 226 ms vs
+    27 ms for an 8 x 256 x 64 x 128 map on 2 cores). Clamping the squared norm (not the norm) keeps the
+    gradient finite for all-zero vectors (e.g. a ReLU feature that is zero at a pixel), as ``F.normalize``.
+    """
+    floor = max(eps * eps, torch.finfo(x.dtype).tiny) if x.is_floating_point() else eps * eps
+    return x / x.pow(2).sum(dim, keepdim=True).clamp_min(floor).sqrt()
 
 
 def resize_labels_nearest(labels: Tensor, size: Tuple[int, int]) -> Tensor:

@@ -1,10 +1,9 @@
 """Attention transfer (AT) as in the CIRKD repository — SPEC §3.5."""
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
-from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region
+from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region, l2_normalize
 
 __all__ = ["at_loss", "attention_map"]
 
@@ -14,7 +13,7 @@ def attention_map(feat: Tensor) -> Tensor:
 
     The L2 normalisation is per sample over the h*w positions (``F.normalize``, eps 1e-12).
     """
-    return F.normalize(feat.pow(2).mean(dim=1).flatten(1), p=2, dim=1)
+    return l2_normalize(feat.pow(2).mean(dim=1).flatten(1), dim=1)
 
 
 def at_loss(s_feat: Tensor, t_feat: Tensor) -> Tensor:

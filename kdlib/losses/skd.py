@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region
+from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region, l2_normalize
 
 __all__ = ["skd_pairwise_loss"]
 
@@ -33,8 +33,8 @@ def skd_pairwise_loss(s_feat: Tensor, t_feat: Tensor) -> Tensor:
     with fp32_region(s_feat):
         s = compute_dtype(s_feat)
         t = compute_dtype(t_feat.detach())
-        s = F.normalize(F.max_pool2d(s, kernel_size=2, stride=2, ceil_mode=True), p=2, dim=1).flatten(2)
-        t = F.normalize(F.max_pool2d(t, kernel_size=2, stride=2, ceil_mode=True), p=2, dim=1).flatten(2)
+        s = l2_normalize(F.max_pool2d(s, kernel_size=2, stride=2, ceil_mode=True), dim=1).flatten(2)
+        t = l2_normalize(F.max_pool2d(t, kernel_size=2, stride=2, ceil_mode=True), dim=1).flatten(2)
         gram_s = torch.bmm(s.transpose(1, 2), s)
         gram_t = torch.bmm(t.transpose(1, 2), t)
         return (gram_s - gram_t).pow(2).mean()

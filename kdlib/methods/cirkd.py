@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdlib.engine.distributed import all_gather_cat
-from kdlib.losses._common import resize_labels_nearest
+from kdlib.losses._common import l2_normalize, resize_labels_nearest
 from kdlib.losses.base import DistillLoss, PairSpec
 from kdlib.losses.functional import cirkd_batch_p2p_loss, cirkd_enqueue, cirkd_memory_losses, kd_loss
 from kdlib.methods import _random
@@ -165,7 +165,7 @@ class CIRKD(DistillLoss):
             labels: (B, H, W) int64 labels at any resolution (nearest-resized to (h, w)).
             keys: (B, h, w) random keys from :meth:`draw_pixel_keys`.
         """
-        t_hat = F.normalize(t_feat.detach().float(), p=2, dim=1)
+        t_hat = l2_normalize(t_feat.detach().float(), dim=1)
         lab = resize_labels_nearest(labels.to(t_hat.device), tuple(t_hat.shape[-2:]))
         t_all, lab_all, keys_all = all_gather_cat(t_hat), all_gather_cat(lab), all_gather_cat(keys.float())
         pq, rq, pp, rp = self._queues(t_hat.device)
