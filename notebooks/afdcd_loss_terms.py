@@ -35,6 +35,7 @@ variants = "ce,ce+kd,ce+kd+fd,ce+kd+ctr,ce+kd+fd+sc,ce+kd+fd+cc,ce+kd+fd+sc+cc,c
 seeds = "0"                                 # comma-separated
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 extra = ""                                  # more kdlib train overrides, as in train_config.py
+runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/afdcd_loss_terms"
 figures_dir = "figures/afdcd_loss_terms"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
@@ -47,5 +48,6 @@ from kdlib.analysis.tables import render_table
 
 result, runs = reproduce_ablation(ablation, preset, student, split_list(variants),
                                   [int(s) for s in split_list(seeds)], output_dir, figures_dir,
-                                  common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)})
+                                  common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
+    runs_root=runs_root or None)
 print(render_table(result))

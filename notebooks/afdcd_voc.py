@@ -29,6 +29,7 @@ methods = "none,skd,ifvd,cwd,cirkd,afdcd"
 seeds = "0"                                 # comma-separated
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 extra = ""                                  # more kdlib train overrides, as in train_config.py
+runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/afdcd_voc"
 figures_dir = "figures/afdcd_voc"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
@@ -41,5 +42,6 @@ from kdlib.analysis.tables import render_table
 
 result, runs = reproduce_table(table, preset, split_list(students), split_list(methods),
                                [int(s) for s in split_list(seeds)], output_dir, figures_dir,
-                               common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)})
+                               common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
+    runs_root=runs_root or None)
 print(render_table(result))

@@ -32,6 +32,7 @@ variants = "ce,ce+kd,ce+kd+batch_p2p,ce+kd+memory_p2p,ce+kd+memory_p2r,ce+kd+mem
 seeds = "0"                                 # comma-separated
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 extra = ""                                  # more kdlib train overrides, as in train_config.py
+runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/cirkd_table4"
 figures_dir = "figures/cirkd_table4"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
@@ -44,5 +45,6 @@ from kdlib.analysis.tables import render_table
 
 result, runs = reproduce_ablation(ablation, preset, student, split_list(variants),
                                   [int(s) for s in split_list(seeds)], output_dir, figures_dir,
-                                  common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)})
+                                  common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
+    runs_root=runs_root or None)
 print(render_table(result))

@@ -96,3 +96,38 @@ def test_run_dir_is_never_overwritten_silently(tmp_path):
         prepare_run_dir(run, resume=True, overwrite=False)
     prepare_run_dir(run, resume=False, overwrite=True)
     assert not (run / "metrics.json").exists()
+
+
+def test_config_changes_treats_fields_added_later_as_their_default(tmp_path):
+    """A run saved before a config field existed was made with what is now that field's default."""
+    import yaml
+
+    from kdlib.engine.config import TrainConfig
+    from kdlib.engine.rundir import config_changes
+
+    cfg = TrainConfig().to_dict()
+    old = {k: v for k, v in cfg.items() if k != "optimizer"}          # a config.yaml from before `optimizer`
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    assert config_changes(tmp_path, yaml.safe_dump(cfg)) == []
+    assert config_changes(tmp_path, yaml.safe_dump({**cfg, "optimizer": "adamw"})) == ["optimizer"]
+    assert config_changes(tmp_path, yaml.safe_dump({**cfg, "lr": 0.5})) == ["lr"]
+
+
+def test_cpu_peak_memory_is_per_run():
+    """After a reset the CPU peak no longer holds an earlier, larger allocation (Linux VmHWM)."""
+    import os
+
+    import torch
+
+    from kdlib.engine.trainer import peak_memory_mb, reset_peak_memory
+
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("no /proc/self/clear_refs (not Linux)")
+    cpu = torch.device("cpu")
+    reset_peak_memory(cpu)
+    big = torch.ones(300 * 2 ** 20 // 4)          # 300 MB, touched
+    high = peak_memory_mb(cpu)
+    del big
+    reset_peak_memory(cpu)
+    low = peak_memory_mb(cpu)
+    assert high - low > 250, (high, low)

@@ -125,3 +125,12 @@ def test_train_config_never_reuses_a_run_made_with_other_settings(tiny_setup, tm
     assert train_config("quick", overrides, tmp_path / "run") == first  # same settings: reused
     with pytest.raises(ValueError, match="other settings.*iterations"):
         train_config("quick", {**overrides, "iterations": 4}, tmp_path / "run")
+
+
+def test_kernel_threads_split_the_cores_between_jobs():
+    from kdlib.analysis.grid import kernel_threads
+
+    assert kernel_threads(1, cpus=2) is None            # one job: PyTorch's own default
+    assert kernel_threads(2, cpus=2) == 1
+    assert kernel_threads(3, cpus=16) == 5
+    assert kernel_threads(8, cpus=2) == 1

@@ -137,7 +137,8 @@ def _ordered(table: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
 def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[str], seeds: Sequence[int],
                        output_dir: os.PathLike, figures_dir: Optional[os.PathLike] = None,
                        common: Optional[Mapping[str, Any]] = None, weights: Optional[Mapping[str, float]] = None,
-                       progress: bool = True) -> Tuple[pd.DataFrame, pd.DataFrame]:
+                       progress: bool = True, runs_root: Optional[os.PathLike] = None
+                       ) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """Train (or reuse) every variant × seed, compare with the paper's ablation rows; return (table, runs).
 
     * On the paper's dataset (e.g. ``preset="cityscapes"`` for CIRKD Table 4): our mean ± 95 % CI vs the
@@ -147,12 +148,13 @@ def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[
     * Without paper numbers (Af-DCD): our mean, CI and gain over ``ce`` only.
 
     ``common``'s ``loss_weights`` (if any) choose the included terms' weights, as ``weights`` does.
+    ``runs_root`` (default ``output_dir/runs``) holds the runs; notebooks may share one.
     Writes ``output_dir/runs.csv`` (with ``variant``, ``method`` and the ``loss_weights`` of each run),
     ``output_dir/summary.csv``, ``output_dir/metrics.json`` and ``figures_dir/miou.{png,pdf}`` (bars per variant).
     """
     from kdlib.analysis.notebook import save_metrics
     from kdlib.analysis.plots import plot_miou
-    from kdlib.analysis.study import run_study
+    from kdlib.analysis.study import run_study, study_runs_root
     from kdlib.analysis.tables import gains_over_baseline, summarize_seeds, table_vs_paper
     from kdlib.engine.config import resolve_config
 
@@ -166,7 +168,8 @@ def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[
     overrides = [{"student": student, **variant_overrides(v, spec.method, dataset, weights)} for v in variants]
     params = [{"student": student, "variant": v} for v in variants]
     output_dir = Path(output_dir)
-    runs = run_study(preset, overrides, seeds, output_dir / "runs", common, progress=progress, params=params)
+    runs = run_study(preset, overrides, seeds, study_runs_root(output_dir, runs_root), common, progress=progress,
+                     params=params)
     by_variant = dict(zip(variants, overrides))
     runs.insert(2, "method", runs["variant"].map(lambda v: by_variant[v]["method"]))
     runs.insert(3, "loss_weights", runs["variant"].map(lambda v: str(by_variant[v].get("loss_weights", {}))))

@@ -22,6 +22,7 @@ class TableSpec:
     methods: Tuple[str, ...]
     title: str
     variant: str = ""              # "" = the standard recipe
+    dataset: str = ""              # "" = every row of the CSV (one-dataset tables); else only this dataset's
 
 
 _R18_PSP = ("deeplabv3_resnet18", "pspnet_resnet18")
@@ -42,6 +43,11 @@ TABLES: Dict[str, TableSpec] = {
                               "Af-DCD: ADE20K val mIoU"),
     "afdcd_coco_stuff": TableSpec("afdcd_coco_stuff", "val", ("deeplabv3_resnet18",),
                                   ("none", "kd", "cirkd", "afdcd"), "Af-DCD: COCO-Stuff-164K val mIoU"),
+    # CIRKD README transformer rows (the CSV also holds ADE20K / COCO-Stuff / CNN-DSD rows: dataset filter).
+    # DSD is not a kdlib method: its row stays paper-only. Af-DCD's transformer numbers were never released.
+    "segformer_pair": TableSpec("cirkd_readme", "val", ("segformer_mit_b0",),
+                                ("none", "skd", "ifvd", "cwd", "cirkd", "afdcd"),
+                                "SegFormer MiT-B4 -> MiT-B0: Cityscapes val mIoU", dataset="cityscapes"),
 }
 
 
@@ -52,32 +58,43 @@ def paper_rows(name: str) -> pd.DataFrame:
     spec = TABLES[name]
     paper = paper_table(spec.paper_csv)
     keep = (paper["split"] == spec.split) & (paper["variant"] == spec.variant) & (paper["metric"] == "miou")
-    keep &= paper["note"] != "teacher"
+    keep &= paper["note"].str.split(";").str[0].str.strip() != "teacher"  # "teacher" or "teacher; <footnote>"
+    if spec.dataset:
+        keep &= paper["dataset"] == spec.dataset
     return paper[keep].reset_index(drop=True)
 
 
 def reproduce_table(name: str, preset: str, students: Sequence[str], methods: Sequence[str],
                     seeds: Sequence[int], output_dir: os.PathLike, figures_dir: Optional[os.PathLike] = None,
-                    common: Optional[Mapping[str, Any]] = None, progress: bool = True
-                    ) -> Tuple[pd.DataFrame, pd.DataFrame]:
+                    common: Optional[Mapping[str, Any]] = None, progress: bool = True,
+                    method_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                    runs_root: Optional[os.PathLike] = None) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """Train (or reuse) every run, compare with the paper, write results and a figure; return (table, runs).
 
     Writes ``output_dir/runs.csv`` (one row per run), ``output_dir/summary.csv`` (the comparison: see
     :func:`kdlib.analysis.tables.table_vs_paper`), ``output_dir/metrics.json`` (for ``kdlib grid``) and
     ``figures_dir/per_class_iou.{png,pdf}`` (the first student, classes sorted by its baseline).
+
+    ``method_overrides`` maps a method to overrides of its runs only (merged into ``common``), e.g.
+    ``{"afdcd": {"method_options": {"patch": 2}}}``; runs are still named by student, method and seed.
+    ``runs_root`` (default ``output_dir/runs``) holds the runs: several table notebooks sharing one train
+    each (student, method, seed) once (a run made with other settings there is refused, not reused).
     """
     from kdlib.analysis.notebook import save_metrics
     from kdlib.analysis.plots import plot_per_class_iou
-    from kdlib.analysis.study import per_class_long, run_study
+    from kdlib.analysis.study import per_class_long, run_study, study_runs_root
     from kdlib.analysis.tables import summarize_seeds, table_vs_paper
-    from kdlib.engine.config import resolve_config
+    from kdlib.engine.config import merge, resolve_config
 
     if name not in TABLES:
         raise ValueError(f"unknown paper table {name!r}; known: {', '.join(TABLES)}")
     common = dict(common or {})
-    configs = [{"student": s, "method": m} for s in students for m in methods]
+    method_overrides = {m: dict(o) for m, o in (method_overrides or {}).items()}
+    params = [{"student": s, "method": m} for s in students for m in methods]
+    configs = [{**p, **merge({k: common[k] for k in method_overrides.get(p["method"], {}) if k in common},
+                             method_overrides.get(p["method"], {}))} for p in params]
     output_dir = Path(output_dir)
-    runs = run_study(preset, configs, seeds, output_dir / "runs", common, progress=progress)
+    runs = run_study(preset, configs, seeds, study_runs_root(output_dir, runs_root), common, progress=progress, params=params)
     summary = summarize_seeds(runs, by=["student", "method"])
     dataset = resolve_config(preset, common).dataset
     table = table_vs_paper(summary, paper_rows(name), dataset)

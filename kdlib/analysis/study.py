@@ -1,8 +1,8 @@
 """Run a list of training configurations (× seeds) in-process and collect one tidy runs table.
 
 The table notebooks call :func:`run_study`; its rows have the same columns as ``kdlib grid``'s
-``runs.csv`` (parameters, seed, ``miou``, ``pixel_acc``, ``iou/<class>``, wall time), so the same analysis
-functions (:mod:`kdlib.analysis.tables`) read both.
+``runs.csv`` (parameters, seed, ``miou``, ``pixel_acc``, ``iou/<class>``, wall time, peak memory), so the
+same analysis functions (:mod:`kdlib.analysis.tables`) read both.
 """
 from __future__ import annotations
 
@@ -52,8 +52,27 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
         row: Dict[str, Any] = {**columns, "miou": result["miou"], "pixel_acc": result["pixel_acc"],
                                "best_miou": result.get("best_miou"), "wall_time_s": result.get("wall_time_s")}
         row.update({f"iou/{name}": value for name, value in result["per_class_iou"].items()})
+        # the trainer's peak memory (MB): CUDA max allocated, or on CPU this process's RSS high-water mark
+        # since the run started (kdlib.engine.trainer.peak_memory_mb; kdlib.analysis.cost isolates runs)
+        row["peak_memory_mb"] = result.get("peak_memory_mb")
+        row.update(_provenance(Path(runs_root) / run_id(columns)))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _provenance(run_dir: Path) -> Dict[str, Any]:
+    """``run_dir`` and the ``git_commit`` that trained it (from the run's env.json), for the runs table."""
+    import json
+
+    env = run_dir / "env.json"
+    commit = json.loads(env.read_text()).get("git_commit") if env.is_file() else None
+    return {"run_dir": str(run_dir), "git_commit": commit}
+
+
+def study_runs_root(output_dir: os.PathLike, runs_root: Optional[os.PathLike] = None) -> Path:
+    """Where a study's runs go: ``runs_root`` if given (non-empty; shared by several notebooks so that the same
+    (student, method, seed) run trains once), else ``output_dir/runs``."""
+    return Path(runs_root) if runs_root not in (None, "") else Path(output_dir) / "runs"
 
 
 def per_class_long(runs: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
@@ -64,4 +83,4 @@ def per_class_long(runs: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return long.groupby([*by, "class"], sort=False, as_index=False)["iou"].mean()
 
 
-__all__ = ["per_class_long", "run_study", "split_list"]
+__all__ = ["per_class_long", "run_study", "split_list", "study_runs_root"]

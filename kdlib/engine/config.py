@@ -38,9 +38,10 @@ class TrainConfig:
     # ---- optimisation (SPEC §5) ----
     iterations: int = field(default=40000, metadata={"help": "training iterations (papers: 40000; COCO-Stuff 80000)"})
     batch_size: int = field(default=16, metadata={"help": "global batch (all ranks together)"})
-    lr: float = field(default=0.02, metadata={"help": "base SGD learning rate for the global batch (papers: 0.02 for 16 images)"})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "SGD weight decay, applied to all parameters as in the official code"})
+    optimizer: str = field(default="sgd", metadata={"help": "sgd (CNN papers) or adamw (CIRKD's SegFormer recipe); same lr / weight_decay / poly schedule"})
+    lr: float = field(default=0.02, metadata={"help": "base learning rate for the global batch (papers: SGD 0.02 for 16 images; SegFormer: AdamW 2e-4 for 8)"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum (unused by adamw)"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "weight decay, applied to all parameters as in the official code"})
     poly_power: float = field(default=0.9, metadata={"help": "poly schedule power: lr_t = lr * (1 - (t-1)/T) ** power"})
     # ---- evaluation, logging, checkpoints ----
     eval_interval: int = field(default=800, metadata={"help": "evaluate every N iterations (and at the end); best checkpoint kept"})
@@ -95,6 +96,8 @@ class TrainConfig:
             raise ValueError("iterations must be >= 1")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
         if self.amp not in ("none", "bf16", "fp16"):
             raise ValueError(f"amp must be none, bf16 or fp16, got {self.amp!r}")
         if self.method != "none" and not self.teacher:

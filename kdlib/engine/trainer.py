@@ -3,7 +3,7 @@
 Read top to bottom: ``train(cfg)`` builds data, models and the distillation method, then runs
 
     teacher forward (no grad, eval mode) -> student forward -> CE + 0.4 aux CE + weighted distillation
-    terms -> poly lr -> zero grad -> backward -> (clip the method's own gradients) -> SGD step
+    terms -> poly lr -> zero grad -> backward -> (clip the method's own gradients) -> SGD (or AdamW) step
     -> (the method's own step, e.g. a discriminator's Adam) -> periodic evaluation / atomic checkpoint
 
 exactly in the official order (SPEC.md §5). Every run writes a run directory (see ``rundir.py``).
@@ -96,6 +96,17 @@ def poly_lr(base_lr: float, iteration: int, total: int, power: float) -> float:
     return base_lr * (1.0 - (iteration - 1) / total) ** power
 
 
+def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    """One param group for the student and the method's own trained modules: SGD (lr, momentum, weight decay;
+    the CNN papers) or AdamW (lr, weight decay, default betas; CIRKD's SegFormer recipe). The poly schedule
+    sets every group's lr before each step in both cases."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be sgd or adamw, got {cfg.optimizer!r}")
+
+
 # --------------------------------------------------------------------------------------------- models
 def load_teacher(cfg: TrainConfig, num_classes: int, device: torch.device) -> Segmentor:
     """Teacher from a kdlib run directory / checkpoint or an official CIRKD/Af-DCD state dict; frozen."""
@@ -137,9 +148,35 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start this run's peak-memory measurement (see :func:`peak_memory_mb`)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux >= 4.0: writing 5 to clear_refs resets this process's RSS high-water mark (VmHWM)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of the run since :func:`reset_peak_memory` (MB of 2^20 bytes).
+
+    CUDA: ``max_memory_allocated`` (tensor memory). CPU: the process's resident-set high-water mark
+    ``VmHWM`` (``/proc/self/status``), reset at the start of each run, so several runs trained one after
+    another in one process (a notebook) each get their own peak, which still includes what the process held
+    before the run (interpreter, libraries, earlier objects). Elsewhere ``getrusage``'s ``ru_maxrss``: never
+    reset, and on Linux it also counts the parent's RSS at fork time.
+    """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
@@ -151,6 +188,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
 
     cfg.validate()
     dist_info = distributed.init_distributed(cfg.device)
+    reset_peak_memory(dist_info.device)
     device, rank, world = dist_info.device, dist_info.rank, dist_info.world_size
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the {world} processes")
@@ -193,8 +231,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     core: StudentStep = step_module  # type: ignore[assignment]
     # parameters a method trains itself (e.g. a discriminator with its own Adam) stay out of the student's SGD
     own = {id(p) for p in core.distiller.separately_optimized_parameters()} if distiller is not None else set()
-    optimizer = torch.optim.SGD([p for p in step_module.parameters() if id(p) not in own], lr=cfg.lr,
-                                momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    optimizer = build_optimizer(cfg, [p for p in step_module.parameters() if id(p) not in own])
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     if world > 1:
         # Buffers are kept identical on every rank by construction (SyncBN statistics are global; memory
@@ -338,4 +375,4 @@ def _save_resumable(path: Path, core: StudentStep, optimizer: torch.optim.Optimi
                      "scaler": scaler.state_dict(), "rng": states if world > 1 else states[0], "best": best}, path)
 
 
-__all__ = ["train", "task_loss", "poly_lr", "load_teacher", "NonFiniteLossError", "StudentStep"]
+__all__ = ["train", "task_loss", "poly_lr", "build_optimizer", "load_teacher", "NonFiniteLossError", "StudentStep"]

@@ -11,6 +11,10 @@ What is counted (SPEC.md §2.7, the official ``utils/flops.py`` rule):
   overstates the output size, so ``flops`` exceeds the true count (paper Table 1 reproduces exactly).
 - ``macs``: the true multiply-accumulates of the same layers, using the real output size.
   ``torch.utils.flop_counter.FlopCounterMode`` reports ``2 * macs`` for these models.
+- SegFormer (``segformer_mit_b0`` / ``_b4``): the same rule counts its Linear layers and convs (no dilation, so
+  ``flops == macs``) but not the attention products q k^T and (attention) v, which are matmuls, not layers
+  (another 66.6G multiply-adds for MiT-B0 at 1024x2048, beside its 54.4G), so counters that include them
+  report more.
 
 The forward runs on the ``meta`` device (shapes only), so the 1024x2048 table takes well under a second
 per model and no memory.

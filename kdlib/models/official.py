@@ -118,6 +118,10 @@ def load_official(model: nn.Module, state_dict: StateSource) -> nn.Module:
         OfficialCheckpointError: missing / unexpected keys, shape mismatches or a wrong class count;
             the message names the keys. The model is not modified in that case.
     """
+    from kdlib.models.segformer import SegFormer, load_official_segformer
+
+    if isinstance(model, SegFormer):   # CIRKD's SegFormer files use their own flat key layout
+        return load_official_segformer(model, state_dict)
     state = _read_state(state_dict)
     pairs = _prefixes(model)
     renamed: Dict[str, Tensor] = {}
@@ -179,6 +183,10 @@ def load_imagenet_backbone(model: nn.Module, path: Union[str, os.PathLike]) -> n
     backbone key must be present with the right shape; only the ImageNet classifier's keys (``fc.*``,
     ``classifier.*``, MobileNetV2's final ``features.18.*``) may be extra. All or nothing.
     """
+    from kdlib.models.segformer import SegFormer, load_mit_imagenet
+
+    if isinstance(model, SegFormer):   # SegFormer's own ImageNet files (mit_b0.pth / mit_b4.pth)
+        return load_mit_imagenet(model, path)
     expected = IMAGENET_FILES.get(getattr(model, "name", ""), "the official ImageNet checkpoint")
     path = Path(path)
     if not path.is_file():

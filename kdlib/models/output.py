@@ -7,7 +7,8 @@ from torch import Tensor
 
 
 class SegOutput(NamedTuple):
-    """Outputs of a segmentation model, all at 1/8 of the input size (nothing is upsampled).
+    """Outputs of a segmentation model at the model's own resolution (nothing is upsampled): 1/8 of the input
+    for the dilated CNNs; SegFormer's logits and feature are at 1/4 and its c4 at 1/32.
 
     Attributes:
         logits: (B, K, h, w) main classifier output.

@@ -10,7 +10,7 @@ from kdlib.models.output import SegOutput
 
 
 class Segmentor(nn.Module):
-    """A segmentation network whose ``forward`` returns a :class:`SegOutput` at 1/8 resolution.
+    """A segmentation network whose ``forward`` returns a :class:`SegOutput` (1/8 resolution; SegFormer 1/4).
 
     ``backbone(x)`` returns ``(c1, c2, c3, c4)`` (entries may be None when a backbone does not expose
     them); ``head(c4)`` returns ``(logits, feature)``; ``aux_head(c3)`` the auxiliary logits.

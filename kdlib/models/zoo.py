@@ -6,9 +6,12 @@
 | deeplabv3_resnet18 | ResNet-18 v1s, OS8 | ASPP 128 | FCN on c3 (256 -> 64) |
 | deeplabv3_mobilenetv2 | MobileNetV2, OS8 | ASPP 128 | none (the papers use none) |
 | pspnet_resnet18 | ResNet-18 v1s, OS8 | PPM + conv 128 | FCN on c3 (256 -> 64) |
+| segformer_mit_b0 | MiT-B0 (strides 4..32) | all-MLP decoder 256, outputs at 1/4 | none |
+| segformer_mit_b4 | MiT-B4 (strides 4..32) | all-MLP decoder 768, outputs at 1/4 | none |
 
 These are the CVPR-era widths (13.6M / 61.1M / 12.9M / 3.2M parameters at 19 classes), not the
-later widths of the official repository's HEAD. Adding a model is one registered builder.
+later widths of the official repository's HEAD. The SegFormers (3.72M / 64.0M at 19 classes) are the CIRKD
+README's transformer pair (``kdlib.models.segformer``). Adding a model is one registered builder.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from kdlib.models.heads import DeepLabV3Head, FCNHead, PSPHead
 from kdlib.models.layers import scale_channels
 from kdlib.models.mobilenetv2 import MobileNetV2Dilated
 from kdlib.models.resnet_v1s import resnet18_v1s, resnet101_v1s
+from kdlib.models.segformer import build_segformer
 from kdlib.models.segmentor import Segmentor
 from kdlib.registry import MODELS
 
@@ -51,3 +55,17 @@ def deeplabv3_mobilenetv2(num_classes: int, aux: bool = True, width: float = 1.0
     backbone = MobileNetV2Dilated(width)
     head = DeepLabV3Head(backbone.channels[-1], num_classes, scale_channels(128, width))
     return Segmentor(backbone, head, None, num_classes, name="deeplabv3_mobilenetv2", width=width)
+
+
+@MODELS.register("segformer_mit_b0")
+def segformer_mit_b0(num_classes: int, aux: bool = True, width: float = 1.0) -> Segmentor:
+    """SegFormer MiT-B0 (CIRKD README student). ``aux`` is accepted for a uniform signature; SegFormer has none."""
+    del aux
+    return build_segformer("segformer_mit_b0", num_classes, width)
+
+
+@MODELS.register("segformer_mit_b4")
+def segformer_mit_b4(num_classes: int, aux: bool = True, width: float = 1.0) -> Segmentor:
+    """SegFormer MiT-B4 (CIRKD README teacher). ``aux`` is accepted for a uniform signature; SegFormer has none."""
+    del aux
+    return build_segformer("segformer_mit_b4", num_classes, width)

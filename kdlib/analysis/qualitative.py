@@ -1,0 +1,165 @@
+"""Qualitative segmentation grid, as CIRKD Fig. 4: image | each method's prediction | ground truth.
+
+:func:`qualitative_panels` builds the RGB panels (pure, testable), :func:`plot_qualitative_grid` draws and
+saves them (PNG + PDF, :func:`kdlib.analysis.plots.save_figure`), :func:`make_qualitative_figure` is the
+notebook's one call: find or train the runs, predict a few validation images, draw.
+
+Label colours are the dataset's palette (the convention of segmentation figures; the legend names every
+class); ignored pixels of the ground truth are black (:func:`kdlib.data.transforms.colorize`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from kdlib.data import transforms as T  # noqa: E402
+
+__all__ = ["METHOD_LABELS", "method_label", "class_colours", "qualitative_panels", "plot_qualitative_grid",
+           "make_qualitative_figure"]
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+#: Display names of the methods in figures (others are shown as they are).
+METHOD_LABELS: Dict[str, str] = {"none": "baseline", "kd": "KD", "skd": "SKD", "ifvd": "IFVD", "cwd": "CWD",
+                                 "cirkd": "CIRKD", "afdcd": "Af-DCD", "fitnet": "FitNet", "at": "AT",
+                                 "teacher": "teacher"}
+VOID_RGB = (0, 0, 0)
+
+
+def method_label(method: str) -> str:
+    """Figure name of a method: ``none`` → ``baseline``, ``afdcd`` → ``Af-DCD``, ..."""
+    return METHOD_LABELS.get(method, method)
+
+
+def _np(x: ArrayLike) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def class_colours(name: str, num_classes: int) -> np.ndarray:
+    """(K, 3) uint8 colours of the seaborn palette ``name`` (cycled when it has fewer than K colours)."""
+    import seaborn as sns
+
+    return np.round(np.asarray(sns.color_palette(name, num_classes)) * 255).astype(np.uint8)
+
+
+def qualitative_panels(images: ArrayLike, labels: ArrayLike, predictions: Mapping[str, ArrayLike],
+                       palette: Any) -> List[List[np.ndarray]]:
+    """RGB panels of the grid: one row per sample, ``[image, *predictions, ground truth]``.
+
+    Args:
+        images: (N, H, W, 3) uint8 display images.
+        labels: (N, H, W) int ground truth, ignore = -1 (any value outside 0..K-1 is drawn black).
+        predictions: method → (N, H, W) int predicted labels (drawn with the same palette).
+        palette: (K, 3) uint8 class colours.
+
+    Returns:
+        ``panels[i][j]`` (H, W, 3) uint8.
+    """
+    imgs, labs = _np(images), _np(labels)
+    if imgs.ndim != 4 or imgs.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3) RGB, got {imgs.shape}")
+    if labs.shape != imgs.shape[:3]:
+        raise ValueError(f"labels {labs.shape} do not match images {imgs.shape[:3]}")
+    preds = {m: _np(p) for m, p in predictions.items()}
+    for m, p in preds.items():
+        if p.shape != labs.shape:
+            raise ValueError(f"predictions of {m!r} have shape {p.shape}, labels {labs.shape}")
+    pal = np.asarray(palette, np.uint8)
+    rows = []
+    for i in range(imgs.shape[0]):
+        row = [imgs[i].astype(np.uint8)]
+        row += [T.colorize(p[i], pal) for p in preds.values()]
+        row.append(T.colorize(labs[i], pal))
+        rows.append(row)
+    return rows
+
+
+def plot_qualitative_grid(images: ArrayLike, labels: ArrayLike, predictions: Mapping[str, ArrayLike],
+                          path: Union[str, os.PathLike], palette: Any, class_names: Sequence[str],
+                          title: Optional[str] = None, panel_width: float = 2.0) -> List[Path]:
+    """Draw the grid (rows = samples; columns = image, each method, ground truth) and save PNG + PDF.
+
+    Args: as :func:`qualitative_panels`, plus ``path`` (suffix replaced by .png / .pdf), ``class_names``
+    (K names for the legend, which also shows black = ignored), ``title`` and the width of one panel (inches).
+
+    Returns:
+        the written files.
+    """
+    from kdlib.analysis.plots import save_figure
+
+    panels = qualitative_panels(images, labels, predictions, palette)
+    titles = ["image", *[method_label(m) for m in predictions], "ground truth"]
+    n_rows, n_cols = len(panels), len(titles)
+    h, w = panels[0][0].shape[:2]
+    panel_h = panel_width * h / w
+    legend_h, title_h = 0.6, (0.35 if title else 0.0)
+    fig = plt.figure(figsize=(n_cols * panel_width + (n_cols - 1) * 0.05,
+                              n_rows * panel_h + (n_rows - 1) * 0.05 + 0.3 + legend_h + title_h))
+    fig_h = fig.get_figheight()
+    grid = fig.add_gridspec(n_rows, n_cols, left=0.0, right=1.0, top=1 - (0.3 + title_h) / fig_h,
+                            bottom=legend_h / fig_h, wspace=0.03, hspace=0.03)
+    for r, row in enumerate(panels):
+        for c, panel in enumerate(row):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(panel, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if r == 0:
+                ax.set_title(titles[c], fontsize=9, pad=3)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1 - 0.05 / fig_h, va="top")
+    pal = np.asarray(palette, np.uint8)
+    handles = [Patch(facecolor=pal[i] / 255.0, edgecolor="none", label=name) for i, name in enumerate(class_names)]
+    handles.append(Patch(facecolor=np.asarray(VOID_RGB) / 255.0, edgecolor="none", label="ignored"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), max(4, 2 * n_cols)), fontsize=7,
+               frameon=False, handlelength=1.2, columnspacing=0.9, bbox_to_anchor=(0.5, 0.0))
+    return save_figure(fig, Path(path))
+
+
+def make_qualitative_figure(preset: str, student: str, methods: Sequence[str], seed: int, num_samples: int,
+                            runs_root: Union[str, os.PathLike], figures_dir: Union[str, os.PathLike],
+                            common: Optional[Mapping[str, Any]] = None,
+                            run_dirs: Optional[Mapping[str, Union[str, os.PathLike]]] = None,
+                            first_sample: int = 0, device: str = "auto", palette: str = "dataset",
+                            progress: bool = True) -> Dict[str, Any]:
+    """The ``fig_qualitative`` notebook: predictions of each method's student on ``num_samples`` val images.
+
+    Runs not in ``run_dirs`` are trained (or reused) under ``runs_root`` (:func:`~kdlib.analysis.predictions.
+    trained_runs`). Samples ``first_sample .. first_sample + num_samples - 1`` of the first run's validation
+    split. ``palette``: ``"dataset"`` (the dataset's own class colours, as the papers' figures) or a seaborn
+    palette name (e.g. ``"colorblind"``; it has 10 colours, so beyond 10 classes colours repeat). Writes
+    ``figures_dir/qualitative.{png,pdf}``.
+
+    Returns:
+        ``{"figure": [paths], "runs": {method: run_dir}, "samples": [indices], "pixel_acc": {method: acc on
+        the shown samples}, "dataset": name}``.
+    """
+    from kdlib.analysis.predictions import eval_dataset, load_model, load_samples, predict_labels, trained_runs
+
+    runs = trained_runs(preset, student, methods, seed, runs_root, common, run_dirs, progress=progress)
+    models = {m: load_model(path, device) for m, path in runs.items()}
+    dataset = eval_dataset(next(iter(models.values())).config)
+    indices = list(range(int(first_sample), min(len(dataset), int(first_sample) + int(num_samples))))
+    images, labels, rgb = load_samples(dataset, indices)
+    preds = {m: predict_labels(loaded.model, images) for m, loaded in models.items()}
+    valid = labels != dataset.ignore_index
+    accuracy = {m: float((p[valid] == labels[valid]).float().mean()) if valid.any() else float("nan")
+                for m, p in preds.items()}
+    name = next(iter(models.values())).config.get("dataset") or getattr(dataset, "display_name", "")
+    colours = dataset.palette if palette == "dataset" else class_colours(palette, dataset.num_classes)
+    paths = plot_qualitative_grid(rgb, labels, preds, Path(figures_dir) / "qualitative", colours,
+                                  dataset.class_names, title=f"{student} students on {name} "
+                                                             f"({dataset.split} #{indices[0]}-{indices[-1]})")
+    return {"figure": [str(p) for p in paths], "runs": {m: str(p) for m, p in runs.items()}, "samples": indices,
+            "pixel_acc": accuracy, "dataset": name}

@@ -1,0 +1,715 @@
+"""One-option hyper-parameter sweeps: CIRKD Fig. 6 / 7 and Af-DCD's hyper-parameter ablations.
+
+A *sweep* (:data:`SWEEPS`) trains one distillation method at several values of one of its ``method_options``
+— everything else at the method's paper defaults for the dataset (:func:`kdlib.engine.recipes.method_defaults`)
+— and draws the ablation curve: mIoU (%) against the value, 95 % CI error bars over seeds, the paper default
+marked, and for the queue sweeps (CIRKD Fig. 6) the queues' memory on a second y-axis.
+
+=========================  ======  =============================  =============================================
+sweep                      method  option (paper default)         what the value is
+=========================  ======  =============================  =============================================
+``cirkd_pixel_queue``      cirkd   ``pixel_memory_size`` 20000    N_p, pixel-queue length per class (+ memory)
+``cirkd_region_queue``     cirkd   ``region_memory_size`` 2000    N_r, region-queue length per class (+ memory)
+``cirkd_tau``              cirkd   ``contrast_temperature`` 0.1   tau of the batch and memory relations
+``cirkd_pixel_contrast``   cirkd   ``pixel_contrast_size`` 4096   K_p, contrastive pixel embeddings
+``cirkd_region_contrast``  cirkd   ``region_contrast_size`` 1024  K_r, contrastive region embeddings
+``afdcd_groups``           afdcd   ``groups`` 16                  M, channel groups of the Omni-Contrasting
+``afdcd_tau``              afdcd   ``tau`` 0.07                   contrast temperature
+``afdcd_patch``            afdcd   ``patch`` 4 (+ ``pool``)       patch size N, optionally with a pooling
+``afdcd_pool``             afdcd   ``pool`` 4 (CamVid: none)      max-pool before the patches (``none``: off)
+``afdcd_mask_ratio``       afdcd   ``mask_ratio`` 0.75            fraction of masked positions of L_fd
+=========================  ======  =============================  =============================================
+
+Values come as Python values or as a comma string (notebook parameters): ``"5000,10000,20000"``. Ints and
+floats are parsed as such (``"2e4"`` is the int 20000); ``none`` is ``None``.
+
+**Patch size and pooling** (``afdcd_patch``). The released Omni-Contrasting max-pools both c4 maps (kernel =
+stride = ``pool``, 4; none on CamVid and the built-in data) before cutting N x N patches, so patch size and
+pooling together set the spatial extent a patch covers. A value of this sweep is a *patch token*:
+
+* ``"N"`` — patch N, the dataset's default pooling kept (only ``patch`` changes);
+* ``"N/poolP"`` — patch N after a P x P max-pool (``patch`` and ``pool`` change);
+* ``"N/nopool"`` — patch N without pooling.
+
+It parses to ``(N, P)`` with P an int, ``None`` (no pooling) or ``"default"``. The runs table and the summary
+hold the *effective* ``patch`` and ``pool`` of every run (``pool`` ``none`` = no pooling), and the curve draws
+one line per pooling setting against the patch size. Tokens that resolve to the same options (``"4"`` and
+``"4/nopool"`` on CamVid) are trained once.
+
+**Queue memory** (CIRKD Fig. 6's "memory cost"). The trainer's ``peak_memory_mb`` of every run is kept (CUDA:
+max allocated; CPU: the process's RSS high-water mark, reset at the start of each run but including what the
+kernel already held), so it is a whole-process figure in which a queue's few MB are hard to see on CPU;
+:mod:`kdlib.analysis.cost`'s runs, each in a fresh process, are the cleaner per-run measurement. The curve's
+second axis is therefore the swept queue's own memory, computed exactly by :func:`queue_memory_mb` (K classes x N entries x d floats of 4 bytes, d the
+teacher's head-feature width), which is what the queue length changes.
+
+Each sweep notebook is its parameters plus one call of :func:`reproduce_sweep` (or :func:`reproduce_figure`
+for the multi-panel CIRKD figures).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_POOL = "default"   # patch token without a pooling suffix: the dataset's default pooling kept
+BYTES_PER_FLOAT = 4        # fp32 queues
+MB = 2 ** 20               # bytes per MB, as the trainer's peak_memory_mb
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One hyper-parameter sweep of one method option.
+
+    ``values`` are the default sweep points, valid on the built-in ``quick`` preset (11 classes, 8 x 16
+    feature maps, teacher head width 64 and c4 width 256) and on the paper datasets; ``paper_default`` is the
+    official code's value (for ``afdcd_patch``: the patch size; the pooling default depends on the dataset).
+    ``kind``: ``int``, ``float`` or ``patch`` (patch tokens, see the module docstring). ``memory_cost``: the
+    option is a queue length whose memory is drawn on a second axis (``memory_queue`` names the queue).
+    ``allow_none``: the option accepts ``None`` (``afdcd_pool``: no pooling, the same as a 1 x 1 pool).
+    """
+    method: str
+    option: str
+    values: Tuple[Any, ...]
+    paper_default: Any
+    student: str
+    label: str                      # x-axis label
+    title: str
+    log_x: bool = False
+    memory_cost: bool = False
+    kind: str = "int"
+    paper_note: str = ""            # what the paper swept (documentation)
+    memory_queue: str = ""          # "pixel" / "region" for the queue sweeps
+    allow_none: bool = False        # ``none`` is a valid value (pooling off); drawn at x = 1
+
+    @property
+    def columns(self) -> Tuple[str, ...]:
+        """The method options a value sets (the runs table's value columns)."""
+        return (self.option, "pool") if self.kind == "patch" else (self.option,)
+
+
+_CIRKD_FIG = "CIRKD Fig. {}: values of the plot not extracted (UNCONFIRMED); the code's default is {}."
+_AFDCD_NOTE = "Af-DCD hyper-parameter ablation; the paper's values are UNCONFIRMED (SPEC 1.2); code default {}."
+
+# CIRKD's ablation student is presumably the Table 4 one (DeepLabV3-MBV2; UNCONFIRMED); Af-DCD's the R18.
+SWEEPS: Dict[str, SweepSpec] = {
+    "cirkd_pixel_queue": SweepSpec(
+        "cirkd", "pixel_memory_size", (2500, 5000, 10000, 20000, 40000), 20000, "deeplabv3_mobilenetv2",
+        "pixel queue size $N_p$ per class", "CIRKD Fig. 6(a): pixel queue size", log_x=True, memory_cost=True,
+        paper_note=_CIRKD_FIG.format("6(a)", "N_p = 20000"), memory_queue="pixel"),
+    "cirkd_region_queue": SweepSpec(
+        "cirkd", "region_memory_size", (250, 500, 1000, 2000, 4000), 2000, "deeplabv3_mobilenetv2",
+        "region queue size $N_r$ per class", "CIRKD Fig. 6(b): region queue size", log_x=True, memory_cost=True,
+        paper_note=_CIRKD_FIG.format("6(b)", "N_r = 2000"), memory_queue="region"),
+    "cirkd_tau": SweepSpec(
+        "cirkd", "contrast_temperature", (0.03, 0.05, 0.1, 0.2, 0.5), 0.1, "deeplabv3_mobilenetv2",
+        r"temperature $\tau$", "CIRKD Fig. 7(a): temperature", log_x=True, kind="float",
+        paper_note=_CIRKD_FIG.format("7(a)", "tau = 0.1")),
+    "cirkd_pixel_contrast": SweepSpec(
+        "cirkd", "pixel_contrast_size", (1024, 2048, 4096, 8192, 16384), 4096, "deeplabv3_mobilenetv2",
+        "contrastive pixel embeddings $K_p$", "CIRKD Fig. 7(b): contrastive pixels", log_x=True,
+        paper_note=_CIRKD_FIG.format("7(b)", "K_p = 4096")),
+    "cirkd_region_contrast": SweepSpec(
+        "cirkd", "region_contrast_size", (256, 512, 1024, 2048, 4096), 1024, "deeplabv3_mobilenetv2",
+        "contrastive region embeddings $K_r$", "CIRKD Fig. 7(c): contrastive regions", log_x=True,
+        paper_note=_CIRKD_FIG.format("7(c)", "K_r = 1024")),
+    "afdcd_groups": SweepSpec(
+        "afdcd", "groups", (4, 8, 16, 32, 64), 16, "deeplabv3_resnet18", "channel groups $M$",
+        "Af-DCD: channel groups M", log_x=True, paper_note=_AFDCD_NOTE.format("M = 16")),
+    "afdcd_tau": SweepSpec(
+        "afdcd", "tau", (0.02, 0.05, 0.07, 0.1, 0.2, 0.7), 0.07, "deeplabv3_resnet18", r"temperature $\tau$",
+        "Af-DCD: temperature", log_x=True, kind="float",
+        paper_note=_AFDCD_NOTE.format("tau = 0.07 (the LLM summary's 0.7 is swept too)")),
+    "afdcd_patch": SweepSpec(
+        "afdcd", "patch", ("2", "4", "8", "2/pool2", "4/pool2"), 4, "deeplabv3_resnet18", "patch size $N$",
+        "Af-DCD: patch size and pooling", log_x=True, kind="patch",
+        paper_note=_AFDCD_NOTE.format("4 x 4 patches after a 4 x 4 max-pool (none on CamVid); the summary "
+                                      "mentions N from 2 to 8")),
+    "afdcd_pool": SweepSpec(
+        "afdcd", "pool", ("none", 2), 4, "deeplabv3_resnet18", "max-pool size before the patches",
+        "Af-DCD: pooling before the contrast", log_x=True, allow_none=True,
+        paper_note=_AFDCD_NOTE.format("pool 4 (none on CamVid); 4 needs maps of at least 16 x 16 for 4 x 4 "
+                                      "patches, so it is not among the quick preset's values")),
+    "afdcd_mask_ratio": SweepSpec(
+        "afdcd", "mask_ratio", (0.25, 0.5, 0.65, 0.75, 0.9), 0.75, "deeplabv3_resnet18", r"mask ratio $\zeta$",
+        "Af-DCD: mask ratio", kind="float",
+        paper_note=_AFDCD_NOTE.format("0.75 (MGD's default 0.65 is swept too)")),
+}
+
+# Multi-panel paper figures: their panels, in order, and titles.
+FIGURES: Dict[str, Tuple[str, ...]] = {
+    "cirkd_fig6": ("cirkd_pixel_queue", "cirkd_region_queue"),
+    "cirkd_fig7": ("cirkd_tau", "cirkd_pixel_contrast", "cirkd_region_contrast"),
+}
+FIGURE_TITLES: Dict[str, str] = {
+    "cirkd_fig6": "CIRKD Fig. 6: memory queue sizes",
+    "cirkd_fig7": "CIRKD Fig. 7: temperature and contrastive embeddings",
+}
+
+
+def get_sweep(name: str) -> SweepSpec:
+    if name not in SWEEPS:
+        raise ValueError(f"unknown sweep {name!r}; known: {', '.join(SWEEPS)}")
+    return SWEEPS[name]
+
+
+# ----------------------------------------------------------------------------------------------- values
+def _parse_int(token: str, what: str) -> int:
+    try:
+        number = float(token)
+    except ValueError:
+        raise ValueError(f"{what}: {token!r} is not a number") from None
+    if not math.isfinite(number) or number != int(number):
+        raise ValueError(f"{what}: {token!r} is not an integer")
+    return int(number)
+
+
+def _parse_patch(token: str, what: str) -> Tuple[int, Union[int, None, str]]:
+    text = token.strip().lower().replace(" ", "")
+    patch_text, _, pool_text = text.partition("/")
+    patch = _parse_int(patch_text, what)
+    if not pool_text:
+        return patch, DEFAULT_POOL
+    if pool_text in ("nopool", "pool0", "pool1", "poolnone"):
+        return patch, None
+    if not pool_text.startswith("pool"):
+        raise ValueError(f"{what}: {token!r} is not a patch token (N, N/poolP or N/nopool)")
+    return patch, _parse_int(pool_text[len("pool"):], what)
+
+
+def parse_value(name: str, value: Any) -> Any:
+    """One sweep value in its option's type: int, float, ``None`` (``"none"``) or a patch ``(N, pool)``."""
+    spec = get_sweep(name)
+    what = f"sweep {name} ({spec.option})"
+    if spec.kind == "patch":
+        if isinstance(value, tuple) and len(value) == 2:
+            return int(value[0]), value[1]
+        return _parse_patch(str(value), what)
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        if not spec.allow_none:
+            raise ValueError(f"{what}: none is not a value of this option")
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: {value!r} is not a number")
+    if spec.kind == "int":
+        return _parse_int(str(value).strip(), what)
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{what}: {value!r} is not a number") from None
+
+
+def parse_values(name: str, values: Union[str, Sequence[Any], None]) -> List[Any]:
+    """A comma string (``"0.05, 0.1"``) or a sequence → the parsed values, repeats dropped, order kept.
+
+    ``None`` or ``""`` gives the sweep's default values.
+    """
+    from kdlib.analysis.study import split_list
+
+    spec = get_sweep(name)
+    if values is None or (isinstance(values, str) and not values.strip()):
+        values = spec.values
+    items = split_list(values) if isinstance(values, str) else list(values)
+    parsed = [parse_value(name, v) for v in items]
+    return list(dict.fromkeys(parsed))
+
+
+def format_number(value: Any) -> str:
+    """Compact tick / table label: 20000 → ``20k``, 2500 → ``2.5k``, 0.07 → ``0.07``, None → ``none``."""
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)) and abs(value) >= 1000 and value % 100 == 0:
+        return f"{value / 1000:g}k"
+    return f"{value:g}"
+
+
+def value_label(name: str, value: Any) -> str:
+    """The value as written in a notebook parameter: ``5000``, ``0.1``, ``4/pool2``, ``4/nopool``, ``4``."""
+    spec = get_sweep(name)
+    value = parse_value(name, value)
+    if spec.kind == "patch":
+        patch, pool = value
+        return str(patch) if pool == DEFAULT_POOL else f"{patch}/nopool" if pool is None else f"{patch}/pool{pool}"
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def value_options(name: str, value: Any) -> Dict[str, Any]:
+    """The ``method_options`` one sweep value sets (only the swept option; ``pool`` too for a pooled patch)."""
+    spec = get_sweep(name)
+    value = parse_value(name, value)
+    if spec.kind == "patch":
+        patch, pool = value
+        return {"patch": patch} if pool == DEFAULT_POOL else {"patch": patch, "pool": pool}
+    return {spec.option: value}
+
+
+def value_overrides(name: str, value: Any) -> Dict[str, Any]:
+    """kdlib overrides of one sweep value: the method and the swept option; the rest stays at the defaults.
+
+    ``method_options`` overrides merge key by key into the method's paper options for the dataset
+    (:func:`kdlib.engine.config.resolve_config`), so exactly the swept option(s) change.
+    """
+    spec = get_sweep(name)
+    return {"method": spec.method, "method_options": value_options(name, value)}
+
+
+# ------------------------------------------------------------------------------------ model quantities
+def queue_memory_mb(num_classes: int, queue_size: int, dim: int, bytes_per_value: int = BYTES_PER_FLOAT) -> float:
+    """Memory of a class-wise queue of ``queue_size`` ``dim``-d embeddings per class, in MB (2**20 bytes).
+
+    CIRKD's pixel queue is (K, N_p, d) fp32: Cityscapes K = 19, N_p = 20000, d = 256 → 389,120,000 bytes =
+    371.1 MB (SPEC §3.3: ≈ 0.39 GB decimal).
+    """
+    for what, number in (("num_classes", num_classes), ("queue_size", queue_size), ("dim", dim),
+                         ("bytes_per_value", bytes_per_value)):
+        if int(number) < 0:
+            raise ValueError(f"{what} must be >= 0, got {number}")
+    return int(num_classes) * int(queue_size) * int(dim) * int(bytes_per_value) / MB
+
+
+def dataset_num_classes(dataset: str) -> int:
+    """K of a registered dataset (without building it)."""
+    import kdlib.data  # noqa: F401  (registers the datasets)
+    from kdlib.registry import DATASETS
+
+    if dataset == "synthetic_streets":
+        from kdlib.data.synthetic import NUM_CLASSES
+
+        return NUM_CLASSES
+    k = getattr(DATASETS.get(dataset), "num_classes", None)
+    if not k:
+        raise ValueError(f"dataset {dataset!r} does not declare its number of classes")
+    return int(k)
+
+
+def teacher_widths(cfg: Any) -> Tuple[int, int]:
+    """(head-feature width d, c4 width) of the config's teacher, read from the built model."""
+    if not cfg.teacher:
+        raise ValueError("the config has no teacher")
+    return _model_widths(cfg.teacher, dataset_num_classes(cfg.dataset), float(cfg.teacher_width))
+
+
+@functools.lru_cache(maxsize=None)
+def _model_widths(name: str, num_classes: int, width: float) -> Tuple[int, int]:
+    # built on the CPU once per (model, K, width): the meta device would import torch._dynamo (seconds)
+    from kdlib.models import build_model
+
+    model = build_model(name, num_classes, aux=False, width=width)
+    return int(model.feature_channels), int(model.c4_channels)
+
+
+def feature_map_size(crop_size: Sequence[int], stride: int = 8) -> Tuple[int, int]:
+    """(h, w) of the models' 1/8-resolution maps for a training crop (ceil: 360 → 45, 48 → 6)."""
+    return tuple(-(-int(s) // stride) for s in crop_size)  # type: ignore[return-value]
+
+
+def sweep_config(name: str, value: Any, preset: str, student: Optional[str] = None,
+                 common: Optional[Mapping[str, Any]] = None) -> Any:
+    """The resolved :class:`~kdlib.engine.config.TrainConfig` of one sweep value (without seed / run dir)."""
+    from kdlib.engine.config import merge, resolve_config
+
+    spec = get_sweep(name)
+    overrides = merge({**dict(common or {}), "student": student or spec.student}, value_overrides(name, value))
+    return resolve_config(preset, overrides)
+
+
+def check_value(name: str, value: Any, cfg: Any) -> None:
+    """Raise ``ValueError`` when a sweep value cannot be trained as labelled with the resolved ``cfg``.
+
+    CIRKD: temperatures > 0; queue lengths >= ``pixels_per_class`` (pixel) / >= 1 (region); contrast sizes
+    >= 1; and ``contrast_size // K + 1`` slots per class must fit in the queue — the method would otherwise
+    silently clip them to the queue length, so the point would not be the labelled value. Af-DCD: ``tau`` > 0,
+    ``mask_ratio`` in [0, 1], ``groups`` dividing the teacher's c4 width, and ``patch`` no larger than the
+    (pooled) feature map.
+    """
+    spec = get_sweep(name)
+    opts = dict(cfg.method_options)
+    label = value_label(name, value)
+    where = f"sweep {name}: {spec.option} = {label}"
+    if spec.method == "cirkd":
+        k = dataset_num_classes(cfg.dataset)
+        if float(opts["contrast_temperature"]) <= 0:
+            raise ValueError(f"{where}: the temperature must be positive")
+        n_p, n_r = int(opts["pixel_memory_size"]), int(opts["region_memory_size"])
+        k_p, k_r = int(opts["pixel_contrast_size"]), int(opts["region_contrast_size"])
+        if n_p < int(opts["pixels_per_class"]):
+            raise ValueError(f"{where}: the pixel queue (N_p = {n_p}) must hold at least pixels_per_class = "
+                             f"{opts['pixels_per_class']} entries")
+        if n_r < 1 or k_p < 1 or k_r < 1:
+            raise ValueError(f"{where}: queue and contrast sizes must be positive integers")
+        for what, size, queue, qname in (("K_p", k_p, n_p, "N_p"), ("K_r", k_r, n_r, "N_r")):
+            slots = size // k + 1
+            if slots > queue:
+                raise ValueError(f"{where}: {what} = {size} draws {what}//K+1 = {slots} entries per class (K = {k}) "
+                                 f"but the queue holds {qname} = {queue}; CIRKD would clip the contrast set to "
+                                 f"the queue. Use {qname} >= {slots} or a smaller {what}")
+    elif spec.method == "afdcd":
+        if float(opts["tau"]) <= 0:
+            raise ValueError(f"{where}: tau must be positive")
+        if not 0.0 <= float(opts["mask_ratio"]) <= 1.0:
+            raise ValueError(f"{where}: mask_ratio must be in [0, 1]")
+        groups, patch, pool = int(opts["groups"]), int(opts["patch"]), opts.get("pool")
+        _, c4 = teacher_widths(cfg)
+        if groups < 1 or c4 % groups:
+            raise ValueError(f"{where}: groups = {groups} must divide the teacher's c4 width {c4} "
+                             f"({cfg.teacher} at width {cfg.teacher_width})")
+        if patch < 1 or (pool is not None and int(pool) < 0):
+            raise ValueError(f"{where}: patch must be >= 1 and pool >= 1 or none")
+        h, w = feature_map_size(cfg.crop_size)
+        if pool not in (None, 0, 1):
+            h, w = h // int(pool), w // int(pool)
+        if min(h, w) < patch:
+            raise ValueError(f"{where}: the {'pooled ' if pool not in (None, 0, 1) else ''}feature map is {h}x{w} "
+                             f"(crop {list(cfg.crop_size)}, pool {pool}), smaller than a {patch}x{patch} patch")
+
+
+def effective_values(name: str, cfg: Any) -> Dict[str, Any]:
+    """The swept option(s) as the resolved config has them (``pool`` too for ``afdcd_patch``)."""
+    spec = get_sweep(name)
+    return {c: cfg.method_options.get(c) for c in spec.columns}
+
+
+def _display(value: Any) -> Any:
+    return "none" if value is None else value
+
+
+def _setting(name: str, values: Mapping[str, Any], base: Mapping[str, Any]) -> str:
+    """Run name of a sweep point: ``default`` at the base options (shared by the sweeps of one call)."""
+    if dict(values) == dict(base):
+        return "default"
+    return "-".join(f"{k}-{_display(v)}" for k, v in values.items())
+
+
+# ------------------------------------------------------------------------------------------------ study
+def _as_x(value: Any) -> float:
+    """Plot / sort position of a value (``none``, pooling off, = a 1 x 1 pool)."""
+    return 1.0 if value is None or value == "none" else float(value)
+
+
+def _order_key(row: pd.Series, spec: SweepSpec) -> Tuple[float, float]:
+    if spec.kind == "patch":
+        return (_as_x(row["pool"]), float(row[spec.option]))
+    return (_as_x(row[spec.option]), 0.0)
+
+
+def _run_sweeps(requests: Sequence[Tuple[str, Sequence[Any]]], preset: str, student: Optional[str],
+                seeds: Sequence[int], output_dir: Path, common: Optional[Mapping[str, Any]], progress: bool,
+                include_default: bool, runs_root: Optional[os.PathLike] = None
+                ) -> Tuple[pd.DataFrame, pd.DataFrame, Dict[str, Any]]:
+    """Train every (sweep, value) × seed under ``output_dir/runs``; return (summary, runs, info)."""
+    from kdlib.analysis.grid import run_id
+    from kdlib.analysis.study import run_study, study_runs_root
+    from kdlib.analysis.tables import summarize_seeds
+    from kdlib.engine.config import merge, resolve_config
+    from kdlib.engine.recipes import method_defaults
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("no seeds given")
+    plan: List[Dict[str, Any]] = []
+    info: Dict[str, Any] = {}
+    for name, values in requests:
+        spec = get_sweep(name)
+        who = student or spec.student
+        base = resolve_config(preset, merge({**dict(common or {}), "student": who}, {"method": spec.method}))
+        paper_opts = method_defaults(spec.method, base.dataset).get("method_options", {})
+        paper = {c: paper_opts.get(c) for c in spec.columns}
+        base_values = effective_values(name, base)
+        parsed = parse_values(name, values)
+        if not parsed:
+            raise ValueError(f"sweep {name}: no values given")
+        if include_default:
+            parsed.append((paper[spec.option], paper["pool"]) if spec.kind == "patch" else paper[spec.option])
+        points: Dict[Tuple, Dict[str, Any]] = {}
+        for value in parsed:
+            cfg = sweep_config(name, value, preset, who, common)
+            check_value(name, value, cfg)
+            eff = effective_values(name, cfg)
+            key = tuple(eff.items())
+            if key in points:
+                continue
+            points[key] = {"sweep": name, "student": who, "values": eff, "label": value_label(name, value),
+                           "overrides": merge({"student": who}, value_overrides(name, value)),
+                           "setting": _setting(name, eff, base_values)}
+        plan.extend(points.values())
+        k = dataset_num_classes(base.dataset)
+        d, c4 = teacher_widths(base)
+        info[name] = {"method": spec.method, "option": spec.option, "student": who, "dataset": base.dataset,
+                      "num_classes": k, "teacher_feature_dim": d, "teacher_c4": c4,
+                      "paper_default": {c: _display(v) for c, v in paper.items()},
+                      "values": [p["label"] for p in points.values()],
+                      "paper_note": spec.paper_note}
+
+    configs = [p["overrides"] for p in plan]
+    params = [{"student": p["student"], "method": get_sweep(p["sweep"]).method, "setting": p["setting"]}
+              for p in plan]
+    unique: Dict[Tuple, int] = {}
+    for i, prm in enumerate(params):  # a point shared by two sweeps (the default) is trained once
+        unique.setdefault(tuple(prm.items()), i)
+    keep = sorted(unique.values())
+    runs = run_study(preset, [configs[i] for i in keep], seeds, study_runs_root(output_dir, runs_root), common,
+                     progress=progress, params=[params[i] for i in keep])
+    metric_columns = [c for c in runs.columns if c not in ("student", "method", "setting", "seed")]
+    metric_columns = ([c for c in metric_columns if not c.startswith("iou/")]
+                      + [c for c in metric_columns if c.startswith("iou/")])
+    value_columns = list(dict.fromkeys(c for p in plan for c in p["values"]))
+
+    rows: List[Dict[str, Any]] = []
+    for p in plan:
+        for seed in seeds:
+            method = get_sweep(p["sweep"]).method
+            matches = runs[(runs["student"] == p["student"]) & (runs["method"] == method)
+                           & (runs["setting"] == p["setting"]) & (runs["seed"] == seed)]
+            record = matches.iloc[0].to_dict()
+            row = {"sweep": p["sweep"], "student": p["student"],
+                   **{c: _display(p["values"][c]) if c in p["values"] else np.nan for c in value_columns},
+                   "method": method, "seed": seed, **{c: record[c] for c in metric_columns},
+                   "setting": p["setting"],
+                   "run_id": run_id({"student": p["student"], "method": method, "setting": p["setting"],
+                                     "seed": seed})}
+            rows.append(row)
+    table = pd.DataFrame(rows)
+
+    summaries = []
+    for p_name, _ in requests:
+        spec = get_sweep(p_name)
+        part = table[table["sweep"] == p_name]
+        stats = summarize_seeds(part, by=["setting"])
+        costs = part.groupby("setting", sort=False)[["wall_time_s", "peak_memory_mb"]].mean().reset_index()
+        first = part.drop_duplicates("setting")[["sweep", "student", *spec.columns, "setting"]]
+        summary = first.merge(stats, on="setting").merge(costs, on="setting")
+        summary["miou_pct"] = 100 * summary["mean"]
+        summary["std_pct"] = 100 * summary["std"]
+        summary["ci95_pct"] = 100 * summary["ci"]
+        columns = ["sweep", "student", *spec.columns, "n", "miou_pct", "std_pct", "ci95_pct", "wall_time_s",
+                   "peak_memory_mb"]
+        if spec.memory_cost:
+            k, d = info[p_name]["num_classes"], info[p_name]["teacher_feature_dim"]
+            summary["queue_memory_mb"] = [queue_memory_mb(k, int(n), d) for n in summary[spec.option]]
+            columns.append("queue_memory_mb")
+        paper = info[p_name]["paper_default"]
+        summary["paper_default"] = [all(row[c] == paper[c] for c in spec.columns)
+                                    for _, row in summary.iterrows()]
+        columns += ["paper_default", "setting"]
+        summary = summary[columns]
+        summary = summary.iloc[sorted(range(len(summary)), key=lambda i: _order_key(summary.iloc[i], spec))]
+        summaries.append(summary.reset_index(drop=True))
+    summary = pd.concat(summaries, ignore_index=True, sort=False)
+    front = ["sweep", "student", *value_columns]
+    summary = summary[front + [c for c in summary.columns if c not in front]]
+    for frame in (summary, table):  # integer options stay integers beside another sweep's empty cells
+        for column in value_columns:
+            if pd.api.types.is_float_dtype(frame[column]) and all(
+                    get_sweep(n).kind == "int" for n in frame.loc[frame[column].notna(), "sweep"].unique()):
+                frame[column] = pd.Series([int(v) if pd.notna(v) else np.nan for v in frame[column]],
+                                          index=frame.index, dtype=object)
+    return summary, table, info
+
+
+def _write(output_dir: Path, summary: pd.DataFrame, runs: pd.DataFrame, metrics: Mapping[str, Any]) -> None:
+    from kdlib.analysis.notebook import save_metrics
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(output_dir / "runs.csv", index=False)
+    summary.to_csv(output_dir / "summary.csv", index=False)
+    save_metrics(output_dir, {**metrics, "rows": _records(summary)})
+
+
+def _records(frame: pd.DataFrame) -> List[Dict[str, Any]]:
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
+
+
+def _only(summary: pd.DataFrame, name: str) -> pd.DataFrame:
+    spec = get_sweep(name)
+    part = summary[summary["sweep"] == name]
+    keep = [c for c in part.columns if c in ("sweep", "student", *spec.columns, "n", "miou_pct", "std_pct",
+                                                "ci95_pct", "wall_time_s", "peak_memory_mb", "paper_default",
+                                                "setting") or (c == "queue_memory_mb" and spec.memory_cost)]
+    return part[keep].reset_index(drop=True)
+
+
+def reproduce_sweep(name: str, preset: str, student: Optional[str], values: Union[str, Sequence[Any], None],
+                    seeds: Sequence[int], output_dir: os.PathLike, figures_dir: Optional[os.PathLike] = None,
+                    common: Optional[Mapping[str, Any]] = None, progress: bool = True,
+                    include_default: bool = False, runs_root: Optional[os.PathLike] = None
+                    ) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """Train (or reuse) the sweep's method at every value × seed and draw its ablation curve; (summary, runs).
+
+    Args:
+        name: a :data:`SWEEPS` key.
+        preset: kdlib preset (``quick`` / ``proxy`` built-in data, or a paper dataset).
+        student: student model (None: the sweep's).
+        values: the sweep points (comma string or sequence; None / ``""``: the sweep's defaults). Every value
+            is checked (:func:`check_value`) before anything trains.
+        seeds: seeds of every value.
+        output_dir: gets ``runs/<run-id>/`` (one kdlib run each; the point at the method's defaults — the
+            paper's unless ``common`` sets the option — is named ``default`` and shared by the sweeps),
+            ``runs.csv`` (a column named after the option with its value — ``patch`` and ``pool`` for
+            ``afdcd_patch`` —, ``method``, ``seed``, ``miou``, per-class IoU, ``wall_time_s``,
+            ``peak_memory_mb``, ``setting``, ``run_id``), ``summary.csv`` (per value: ``n``, ``miou_pct``,
+            ``std_pct``, ``ci95_pct`` (95 % CI half-width), mean ``wall_time_s`` and ``peak_memory_mb``, for
+            the queue sweeps ``queue_memory_mb`` (:func:`queue_memory_mb`), ``paper_default``) and
+            ``metrics.json``.
+        figures_dir: gets ``<name>.png`` / ``.pdf``, the ablation curve (None: no figure).
+        common: overrides of every run (teacher checkpoint, data root, iterations, ...).
+        include_default: also train the paper's default value when ``values`` lacks it.
+        runs_root: where the runs go instead of ``output_dir/runs`` (several sweep notebooks may share one).
+    """
+    spec = get_sweep(name)
+    output_dir = Path(output_dir)
+    summary, runs, info = _run_sweeps([(name, values)], preset, student, seeds, output_dir, common, progress,
+                                      include_default, runs_root)
+    if figures_dir is not None:
+        plot_sweep(summary, name, Path(figures_dir) / name, dataset=info[name]["dataset"],
+                   default=info[name]["paper_default"][spec.option])
+    _write(output_dir, summary, runs, {"sweep": name, **info[name], "title": spec.title,
+                                       "seeds": [int(s) for s in seeds]})
+    return summary, runs
+
+
+def reproduce_figure(figure: str, preset: str, student: Optional[str],
+                     values: Mapping[str, Union[str, Sequence[Any], None]], seeds: Sequence[int],
+                     output_dir: os.PathLike, figures_dir: Optional[os.PathLike] = None,
+                     common: Optional[Mapping[str, Any]] = None, progress: bool = True,
+                     runs_root: Optional[os.PathLike] = None) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """Several sweeps of one paper figure (:data:`FIGURES`: ``cirkd_fig6``, ``cirkd_fig7``); (summary, runs).
+
+    ``values`` maps each panel's sweep name to its values (``""`` / missing: that panel is skipped). The runs
+    share ``output_dir/runs`` (the default point, the same config in every panel, trains once); the tables
+    have a ``sweep`` column. Writes ``runs.csv``, ``summary.csv``, ``metrics.json`` into ``output_dir``, and
+    into ``figures_dir`` one curve per sweep (``<sweep>.png/.pdf``) plus the panels side by side
+    (``<figure>.png/.pdf``).
+    """
+    if figure not in FIGURES:
+        raise ValueError(f"unknown figure {figure!r}; known: {', '.join(FIGURES)}")
+    unknown = sorted(set(values) - set(FIGURES[figure]))
+    if unknown:
+        raise ValueError(f"{figure} has no panel(s) {unknown}; its sweeps are {list(FIGURES[figure])}")
+    requests = [(n, values[n]) for n in FIGURES[figure]
+                if values.get(n) is not None and not (isinstance(values[n], str) and not values[n].strip())]
+    if not requests:
+        raise ValueError(f"{figure}: no values for any panel")
+    output_dir = Path(output_dir)
+    summary, runs, info = _run_sweeps(requests, preset, student, seeds, output_dir, common, progress, False,
+                                      runs_root)
+    if figures_dir is not None:
+        defaults = {n: info[n]["paper_default"][get_sweep(n).option] for n, _ in requests}
+        for name, _ in requests:
+            plot_sweep(summary, name, Path(figures_dir) / name, dataset=info[name]["dataset"],
+                       default=defaults[name])
+        plot_panels(summary, [n for n, _ in requests], Path(figures_dir) / figure,
+                    dataset=next(iter(info.values()))["dataset"], defaults=defaults,
+                    title=FIGURE_TITLES.get(figure, figure))
+    _write(output_dir, summary, runs, {"figure": figure, "sweeps": info, "seeds": [int(s) for s in seeds]})
+    return summary, runs
+
+
+# ------------------------------------------------------------------------------------------------ plots
+def _draw(ax: Any, summary: pd.DataFrame, name: str, legend: bool = True, default: Any = None) -> None:
+    """One sweep's curve on ``ax`` (and a twin axis for the queue memory).
+
+    ``default``: the paper default for the dataset, drawn as a dotted line when no point is at it (None: the
+    spec's ``paper_default``).
+    """
+    import seaborn as sns
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    from kdlib.analysis.plots import PALETTE
+
+    spec = get_sweep(name)
+    part = _only(summary, name)
+    colors = sns.color_palette(PALETTE, 8)
+    markers = ["o", "^", "D", "v", "P"]
+    series = ([("", part)] if spec.kind != "patch" else
+              [("no pooling" if pool == "none" else f"max-pool {pool}", group)
+               for pool, group in part.groupby("pool", sort=False)])
+    handles = []
+    for i, (label, group) in enumerate(series):
+        x = np.array([_as_x(v) for v in group[spec.option]])
+        y = group["miou_pct"].to_numpy(dtype=float)
+        err = np.nan_to_num(group["ci95_pct"].to_numpy(dtype=float))
+        h = ax.errorbar(x, y, yerr=err, color=colors[i % len(colors)], marker=markers[i % len(markers)],
+                        ms=5, lw=1.5, capsize=3, label=f"mIoU{', ' + label if label else ''}")
+        handles.append(h)
+        at_default = group[group["paper_default"].astype(bool)]
+        if len(at_default):
+            handles.append(ax.plot([_as_x(v) for v in at_default[spec.option]], at_default["miou_pct"], ls="none",
+                                   marker="*", ms=13, color=colors[3], markeredgecolor="black",
+                                   markeredgewidth=0.5, zorder=5, label="paper default")[0])
+    if not part["paper_default"].astype(bool).any() and spec.kind != "patch":
+        default = spec.paper_default if default is None else default
+        handles.append(ax.axvline(_as_x(default), color=colors[3], ls=":", lw=1.2,
+                                  label=f"paper default ({format_number(default)})"))
+    ax.set_xlabel(spec.label)
+    ax.set_ylabel("mIoU (%)")
+    xs = sorted(set(_as_x(v) for v in part[spec.option]))
+    if spec.log_x:
+        ax.set_xscale("log", base=2 if spec.kind == "patch" or spec.option in ("groups", "pool") else 10)
+    ax.xaxis.set_major_locator(FixedLocator(xs))
+    ax.set_xticklabels(["none" if spec.allow_none and v == 1.0 else
+                        format_number(int(v) if float(v).is_integer() and spec.kind != "float" else v) for v in xs])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.grid(True, which="major", axis="y", alpha=0.3, lw=0.6)
+    ax.spines[["top"]].set_visible(False)
+    if spec.memory_cost and "queue_memory_mb" in part.columns:
+        ax2 = ax.twinx()
+        mem = part[[spec.option, "queue_memory_mb"]].drop_duplicates().sort_values(spec.option)
+        handles.append(ax2.plot(mem[spec.option].astype(float), mem["queue_memory_mb"], color=colors[1],
+                                ls="--", marker="s", ms=4, lw=1.2, label="queue memory")[0])
+        ax2.set_ylabel("queue memory (MB)", color=colors[1])
+        ax2.tick_params(axis="y", colors=colors[1])
+        ax2.set_ylim(bottom=0)
+        ax2.spines[["top"]].set_visible(False)
+    else:
+        ax.spines[["right"]].set_visible(False)
+    if legend:  # below the axes: never over the curves
+        ax.legend(handles=handles, frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.24),
+                  ncol=min(3, len(handles)), handletextpad=0.4, columnspacing=1.0)
+
+
+def plot_sweep(summary: pd.DataFrame, name: str, path: os.PathLike, dataset: str = "", default: Any = None
+               ) -> List[Path]:
+    """The ablation curve of one sweep as ``path.png`` / ``path.pdf`` (``default``: see :func:`_draw`)."""
+    import matplotlib.pyplot as plt
+
+    from kdlib.analysis.plots import save_figure
+
+    spec = get_sweep(name)
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    _draw(ax, summary, name, default=default)
+    student = str(_only(summary, name)["student"].iloc[0])
+    ax.set_title(f"{spec.title}\n{student}{f' ({dataset})' if dataset else ''}", fontsize=9)
+    return save_figure(fig, Path(path))
+
+
+def plot_panels(summary: pd.DataFrame, names: Sequence[str], path: os.PathLike, dataset: str = "",
+                defaults: Optional[Mapping[str, Any]] = None, title: str = "") -> List[Path]:
+    """Sweeps side by side, panels (a), (b), ... as in the paper's figures (``defaults``: per sweep)."""
+    import matplotlib.pyplot as plt
+
+    from kdlib.analysis.plots import save_figure
+
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    for i, (ax, name) in enumerate(zip(axes[0], names)):
+        _draw(ax, summary, name, default=(defaults or {}).get(name))
+        title = get_sweep(name).title.split(": ", 1)[-1]
+        ax.set_title(f"({chr(ord('a') + i)}) {title}", fontsize=9)
+    students = ", ".join(dict.fromkeys(summary.loc[summary["sweep"].isin(names), "student"].astype(str)))
+    fig.suptitle(f"{title + ': ' if title else ''}{students}{f' ({dataset})' if dataset else ''}", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, Path(path))
+
+
+__all__ = ["FIGURES", "FIGURE_TITLES", "SWEEPS", "SweepSpec", "check_value", "dataset_num_classes", "effective_values",
+           "feature_map_size", "format_number", "get_sweep", "parse_value", "parse_values", "plot_panels",
+           "plot_sweep", "queue_memory_mb", "reproduce_figure", "reproduce_sweep", "sweep_config",
+           "teacher_widths", "value_label", "value_options", "value_overrides"]
