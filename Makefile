@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdlib-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: venv test quick info clean-venv
+.PHONY: venv test quick proxy info clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ test: $(STAMP)
 
 quick: $(STAMP)
 	$(BIN)/kdlib quick
+
+proxy: $(STAMP)
+	$(BIN)/kdlib proxy --jobs 2
 
 info: $(STAMP)
 	$(BIN)/kdlib info

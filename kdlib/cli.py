@@ -78,6 +78,22 @@ def _cmd_quick(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_proxy(args: argparse.Namespace) -> int:
+    from kdlib.analysis.proxy import STEPS, run_proxy
+
+    if args.list:
+        for step in STEPS:
+            print(f"{step.name:<18} {step.description}")
+        return 0
+    records = run_proxy(args.steps or None, jobs=args.jobs, dry_run=args.dry_run, progress=not args.quiet)
+    failed = sum(int(r.get("failed", 0)) for r in records)
+    if records:
+        total = sum(float(r["wall_time_s"]) for r in records)
+        print(f"proxy: {len(records)} phase(s) in {total / 60:.1f} min, {failed} failed cell(s); "
+              f"timings appended to results/proxy/timing.csv")
+    return 1 if failed else 0
+
+
 def _cmd_grid(args: argparse.Namespace) -> int:
     from kdlib.analysis.grid import failure_report, parse_param, run_grid
 
@@ -253,6 +269,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="submitit/Slurm parameter, e.g. slurm_partition=gpu, gpus_per_node=8; repeatable")
     grid.add_argument("--quiet", action="store_true", help="no progress bar")
     grid.set_defaults(func=_cmd_grid)
+
+    proxy = sub.add_parser(
+        "proxy", help="the proxy study: every table and ablation of both papers on the built-in data (hours)",
+        description="Train the proxy teacher (DeepLabV3-R101, once), then run every table, ablation and figure "
+                    "notebook of both papers on the built-in data with `kdlib grid`: training cells --jobs at a "
+                    "time into runs/proxy/, then one final cell per table that reads the runs and writes "
+                    "results/proxy/<step>/ (executed notebook, runs.csv, summary.csv) and figures/proxy/<step>/. "
+                    "Resumable: rerun the same command after an interruption.")
+    proxy.add_argument("steps", nargs="*", metavar="step", help="only these steps (default: all; --list names them)")
+    proxy.add_argument("--jobs", type=int, default=2, help="training cells at once (default 2: one per core)")
+    proxy.add_argument("--dry-run", action="store_true", help="print the kdlib grid commands, run nothing")
+    proxy.add_argument("--list", action="store_true", help="list the steps and exit")
+    proxy.add_argument("--quiet", action="store_true", help="no progress output")
+    proxy.set_defaults(func=_cmd_proxy)
 
     data = sub.add_parser("data", help="generate the built-in dataset, plot samples, or verify a dataset",
                           description="Dataset utilities.")

@@ -195,7 +195,7 @@ def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[
     output_dir.mkdir(parents=True, exist_ok=True)
     runs.to_csv(output_dir / "runs.csv", index=False)
     table.to_csv(output_dir / "summary.csv", index=False)
-    if figures_dir is not None:
+    if figures_dir:  # None or "" (a notebook parameter): no figure
         bars = _ordered(summary, variants).rename(columns={"mean": "miou"})
         plot_miou(bars, Path(figures_dir) / "miou", label="variant",
                   title=f"{spec.title.split(':')[0]}: {student} ({dataset})")

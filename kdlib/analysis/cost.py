@@ -250,7 +250,7 @@ def compare_cost(preset: str, student: str, methods: Sequence[str] = ("cirkd", "
     output_dir.mkdir(parents=True, exist_ok=True)
     runs.to_csv(output_dir / "runs.csv", index=False)
     summary.to_csv(output_dir / "summary.csv", index=False)
-    if figures_dir is not None:
+    if figures_dir:  # None or "" (a notebook parameter): no figure
         plot_cost(summary, Path(figures_dir) / "cost", title=f"Training cost: {student} ({dataset})")
     records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                for r in summary.to_dict(orient="records")]

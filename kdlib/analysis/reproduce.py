@@ -101,7 +101,7 @@ def reproduce_table(name: str, preset: str, students: Sequence[str], methods: Se
     output_dir.mkdir(parents=True, exist_ok=True)
     runs.to_csv(output_dir / "runs.csv", index=False)
     table.to_csv(output_dir / "summary.csv", index=False)
-    if figures_dir is not None and "none" in methods:
+    if figures_dir and "none" in methods:  # None or "": no figure
         long = per_class_long(runs, by=["student", "method"])
         first = students[0]
         plot_per_class_iou(long[long["student"] == first], Path(figures_dir) / "per_class_iou", baseline="none",

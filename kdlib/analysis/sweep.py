@@ -568,7 +568,7 @@ def reproduce_sweep(name: str, preset: str, student: Optional[str], values: Unio
     output_dir = Path(output_dir)
     summary, runs, info = _run_sweeps([(name, values)], preset, student, seeds, output_dir, common, progress,
                                       include_default, runs_root)
-    if figures_dir is not None:
+    if figures_dir:  # None or "" (a notebook parameter): no figure
         plot_sweep(summary, name, Path(figures_dir) / name, dataset=info[name]["dataset"],
                    default=info[name]["paper_default"][spec.option])
     _write(output_dir, summary, runs, {"sweep": name, **info[name], "title": spec.title,
@@ -601,7 +601,7 @@ def reproduce_figure(figure: str, preset: str, student: Optional[str],
     output_dir = Path(output_dir)
     summary, runs, info = _run_sweeps(requests, preset, student, seeds, output_dir, common, progress, False,
                                       runs_root)
-    if figures_dir is not None:
+    if figures_dir:  # None or "": no figure
         defaults = {n: info[n]["paper_default"][get_sweep(n).option] for n, _ in requests}
         for name, _ in requests:
             plot_sweep(summary, name, Path(figures_dir) / name, dataset=info[name]["dataset"],

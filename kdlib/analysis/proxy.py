@@ -1,0 +1,272 @@
+"""The proxy study: every table and ablation of both papers on the built-in data, run with ``kdlib grid``.
+
+The study is data: :data:`STEPS` lists, per paper table / ablation / figure, the notebook, its parameters and
+how its runs are split into grid cells. :func:`run_proxy` (``kdlib proxy``) then
+
+1. trains the one proxy teacher (DeepLabV3-R101 at the ``proxy`` preset's width, :data:`TEACHER_ITERATIONS`
+   iterations) into ``runs/proxy/teacher``, reused by every distillation run;
+2. for each step, runs its **training cells** with :func:`kdlib.analysis.grid.run_grid` (``--jobs`` cells at
+   once, each kernel on ``cores // jobs`` threads): the step's runs split into small cells (one student ×
+   method, one variant, one sweep value) that train into a run folder shared by all notebooks
+   (``runs/proxy/<group>``), write no figures and keep their executed notebooks under ``runs/proxy/cells``;
+3. runs the step's **final cell**: the notebook with all its rows, which finds every run finished and only
+   reads them, into ``results/proxy/<step>/<run-id>/`` (the executed notebook with its outputs, ``runs.csv``
+   with one row per run and its provenance, ``summary.csv``, ``metrics.json``) and ``figures/proxy/<step>/``.
+
+Everything is resumable: finished cells and runs are skipped, an interrupted run resumes. Each grid call is
+printed as the equivalent ``kdlib grid`` command line, and ``results/proxy/timing.csv`` records the wall time
+of every phase (the study's time budget).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+RESULTS = Path("results/proxy")
+FIGURES = Path("figures/proxy")
+RUNS = Path("runs/proxy")
+CELLS = RUNS / "cells"
+TEACHER_RUN = RUNS / "teacher"
+PRESET = "proxy"
+
+#: The teacher trains this long (once): a narrow R101 without ImageNet learns slower than the students, and the
+#: proxy needs a teacher >= 4 mIoU above the baseline students (measured in results/README.md).
+TEACHER_ITERATIONS = 6000
+
+STUDENTS = ("deeplabv3_resnet18", "deeplabv3_mobilenetv2", "pspnet_resnet18")
+MAIN_METHODS = ("none", "kd", "skd", "ifvd", "cwd", "cirkd", "afdcd")
+MAIN_SEEDS = "0,1,2"
+ABLATION_SEEDS = "0,1"
+SWEEP_SEEDS = "0"
+
+#: Table notebooks and the students / methods of their rows (the union of them all is trained once, in
+#: ``runs/proxy/main``; every table notebook then reads its rows from there).
+TABLE_ROWS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
+    "cirkd_table1": (STUDENTS, ("none", "skd", "ifvd", "cwd", "cirkd")),
+    "cirkd_table2": (("deeplabv3_resnet18", "pspnet_resnet18"), ("none", "skd", "ifvd", "cwd", "cirkd")),
+    "cirkd_table3": (("deeplabv3_resnet18", "pspnet_resnet18"), ("none", "skd", "ifvd", "cwd", "cirkd")),
+    "afdcd_cityscapes": (("deeplabv3_resnet18", "deeplabv3_mobilenetv2"),
+                         ("none", "skd", "ifvd", "cwd", "cirkd", "afdcd")),
+    "afdcd_camvid": (("deeplabv3_resnet18", "pspnet_resnet18"), ("none", "skd", "ifvd", "cwd", "cirkd", "afdcd")),
+    "afdcd_voc": (("deeplabv3_resnet18", "pspnet_resnet18"), ("none", "skd", "ifvd", "cwd", "cirkd", "afdcd")),
+    "afdcd_ade20k": (("deeplabv3_resnet18",), ("none", "kd", "cirkd", "afdcd")),
+    "afdcd_coco_stuff": (("deeplabv3_resnet18",), ("none", "kd", "cirkd", "afdcd")),
+}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One ``kdlib grid`` call: a notebook and the values of its parameters (Cartesian product)."""
+
+    notebook: str
+    params: Mapping[str, Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One table / ablation / figure of the study: training cells, then one final cell that reads the runs."""
+
+    name: str
+    notebook: str
+    params: Mapping[str, Any]                       # the final cell's parameters (besides the common ones)
+    train: Tuple[Grid, ...] = ()                    # cells that train the runs (no figures), run first
+    group: str = "main"                             # run folder: runs/proxy/<group>
+    description: str = ""
+    common: Mapping[str, Any] = field(default_factory=dict)   # parameters shared by train and final cells
+
+
+def _csv(values: Sequence[Any]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def _sweep_step(name: str, notebook: str, group: str, panels: Mapping[str, Sequence[Any]], description: str,
+                extra_params: Optional[Mapping[str, Any]] = None) -> Step:
+    """A sweep notebook: one training cell per (panel, value), the others panels empty; final = all values."""
+    extra_params = dict(extra_params or {})
+    train = []
+    for panel, values in panels.items():
+        others = {p: [""] for p in panels if p != panel}
+        train.append(Grid(notebook, {panel: [str(v) for v in values], **others}))
+    return Step(name, notebook, {**{p: _csv(v) for p, v in panels.items()}, **extra_params}, tuple(train),
+                group, description, {"seeds": SWEEP_SEEDS})
+
+
+def _steps() -> Tuple[Step, ...]:
+    main_cells = Grid("cirkd_table1", {"students": list(STUDENTS), "methods": list(MAIN_METHODS)})
+    steps: List[Step] = [
+        Step("main_runs", "cirkd_table1", {"students": _csv(STUDENTS), "methods": _csv(MAIN_METHODS)},
+             (main_cells,), "main", "every student x method x seed of the main tables (trained once)",
+             {"seeds": MAIN_SEEDS}),
+    ]
+    for table, (students, methods) in TABLE_ROWS.items():
+        steps.append(Step(table, table, {"students": _csv(students), "methods": _csv(methods)}, (), "main",
+                          f"{table}: rows read from runs/proxy/main", {"seeds": MAIN_SEEDS}))
+    from kdlib.analysis.ablation import ABLATIONS
+
+    for name in ("cirkd_table4", "afdcd_loss_terms"):
+        variants = ABLATIONS[name].variants
+        steps.append(Step(name, name, {"variants": _csv(variants)}, (Grid(name, {"variants": list(variants)}),),
+                          "ablations", f"{name}: loss-term ablation", {"seeds": ABLATION_SEEDS}))
+    steps += [
+        _sweep_step("cirkd_fig6", "cirkd_fig6", "sweeps",
+                    {"pixel_queue_sizes": (5000, 10000, 20000, 40000), "region_queue_sizes": (500, 1000, 2000, 4000)},
+                    "CIRKD Fig. 6: queue sizes"),
+        _sweep_step("cirkd_fig7", "cirkd_fig7", "sweeps",
+                    {"temperatures": (0.05, 0.1, 0.2, 0.5), "pixel_contrast_sizes": (1024, 2048, 4096, 8192),
+                     "region_contrast_sizes": (256, 512, 1024, 2048)}, "CIRKD Fig. 7: tau, K_p, K_r"),
+        _sweep_step("afdcd_groups", "afdcd_groups", "sweeps", {"values": (4, 8, 16, 32)}, "Af-DCD: M"),
+        _sweep_step("afdcd_tau", "afdcd_tau", "sweeps", {"values": (0.02, 0.07, 0.2, 0.7)}, "Af-DCD: tau"),
+        _sweep_step("afdcd_patch", "afdcd_patch", "sweeps", {"values": ("1", "2", "4", "2/pool2")},
+                    "Af-DCD: patch size and pooling"),
+        _sweep_step("afdcd_mask_ratio", "afdcd_mask_ratio", "sweeps", {"values": (0.25, 0.5, 0.75, 0.9)},
+                    "Af-DCD: mask ratio"),
+        Step("afdcd_table5", "afdcd_table5", {"methods": "none,cirkd,afdcd"}, (), "cost",
+             "Af-DCD Table 5: time and memory, each run in a fresh process", {"seeds": "0"}),
+        Step("fig_qualitative", "fig_qualitative", {"methods": "none,cwd,cirkd,afdcd"}, (), "main",
+             "qualitative grid (runs of main_runs, seed 0)", {"seeds": "0"}),
+        Step("fig_similarity", "fig_similarity", {"distilled_method": "cirkd", "afdcd_method": "afdcd"}, (), "main",
+             "similarity maps (runs of main_runs, seed 0)", {"seeds": "0"}),
+        Step("fig_tsne", "fig_tsne", {"distilled_method": "cirkd"}, (), "main",
+             "t-SNE of pixel embeddings (runs of main_runs, seed 0)", {"seeds": "0"}),
+    ]
+    return tuple(steps)
+
+
+STEPS: Tuple[Step, ...] = _steps()
+STEP_NAMES: Tuple[str, ...] = tuple(s.name for s in STEPS)
+
+
+def notebook_path(name: str) -> Path:
+    """``notebooks/<name>.py`` (the study runs from the repository root)."""
+    path = Path("notebooks") / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the proxy study from the kdlib repository root")
+    return path
+
+
+def teacher_config(overrides: Optional[Mapping[str, Any]] = None):
+    """The proxy teacher's training config: the preset's teacher trained alone for TEACHER_ITERATIONS."""
+    from kdlib.engine.config import resolve_config
+
+    base = resolve_config(PRESET, dict(overrides or {}))
+    return resolve_config(PRESET, {**dict(overrides or {}), "method": "none", "student": base.teacher,
+                                   "student_width": base.teacher_width, "iterations": TEACHER_ITERATIONS,
+                                   "run_dir": str(TEACHER_RUN)})
+
+
+def ensure_teacher(progress: bool = True) -> Dict[str, Any]:
+    """Train the proxy teacher into runs/proxy/teacher, or reuse it; its metrics go to results/proxy/teacher.json."""
+    from kdlib.engine.rundir import reusable_result
+    from kdlib.engine.trainer import train
+
+    cfg = teacher_config()
+    result = reusable_result(TEACHER_RUN, cfg.to_yaml(), f"delete {TEACHER_RUN} to retrain the proxy teacher")
+    if result is None:
+        result = train(cfg, resume=(TEACHER_RUN / "config.yaml").is_file(), progress=progress)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    keep = ("miou", "pixel_acc", "mean_acc", "best_miou", "per_class_iou", "wall_time_s", "peak_memory_mb")
+    summary = {"model": cfg.student, "width": cfg.student_width, "iterations": cfg.iterations,
+               **{k: result.get(k) for k in keep}}
+    (RESULTS / "teacher.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return result
+
+
+def cell_params(step: Step, final: bool) -> Dict[str, Any]:
+    """Parameters every cell of ``step`` gets: preset, teacher, shared run folder, figures (final cell only)."""
+    params: Dict[str, Any] = {"preset": PRESET, "teacher_checkpoint": str(TEACHER_RUN), **dict(step.common)}
+    if step.notebook != "afdcd_table5":   # it trains each run in a fresh process, in its own folder
+        params["runs_root"] = str(RUNS / step.group)
+    params["figures_dir"] = str(FIGURES / step.name) if final else ""
+    return params
+
+
+def grid_command(notebook: str, params: Mapping[str, Sequence[Any]], results_root: Path, study: str,
+                 jobs: int) -> str:
+    """The ``kdlib grid`` command line of one grid call (printed, so any cell can be rerun by hand)."""
+    parts = ["kdlib", "grid", str(notebook_path(notebook))]
+    for key, values in params.items():
+        text = ",".join(json.dumps(v) if isinstance(v, str) and ("," in v or v == "") else str(v) for v in values)
+        parts += ["--param", f"{key}={text}"]
+    parts += ["--results-root", str(results_root), "--study", study]
+    if jobs > 1:
+        parts += ["--jobs", str(jobs)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def plan(steps: Optional[Sequence[str]] = None, jobs: int = 2) -> List[Tuple[str, str, Path, str, Dict[str, List[Any]], int]]:
+    """Every grid call of the study, in order: (step, phase, results_root, notebook, params, jobs)."""
+    wanted = list(steps) if steps else list(STEP_NAMES)
+    unknown = [s for s in wanted if s not in STEP_NAMES]
+    if unknown:
+        raise ValueError(f"unknown proxy step(s) {unknown}; the steps are: {', '.join(STEP_NAMES)}")
+    calls = []
+    for step in STEPS:
+        if step.name not in wanted:
+            continue
+        for grid in step.train:
+            params = {**{k: [v] for k, v in cell_params(step, final=False).items()},
+                      **{k: list(v) for k, v in grid.params.items()}}
+            calls.append((step.name, "train", CELLS, grid.notebook, params, jobs))
+        params = {k: [v] for k, v in {**cell_params(step, final=True), **dict(step.params)}.items()}
+        calls.append((step.name, "final", RESULTS, step.notebook, params, 1))
+    return calls
+
+
+def run_proxy(steps: Optional[Sequence[str]] = None, jobs: int = 2, dry_run: bool = False,
+              progress: bool = True) -> List[Dict[str, Any]]:
+    """Run (or resume) the proxy study; returns one record per grid call (and the teacher), also appended to
+    ``results/proxy/timing.csv``. ``dry_run``: print the ``kdlib grid`` commands only."""
+    from kdlib.analysis.grid import failure_report, run_grid
+
+    calls = plan(steps, jobs)
+    records: List[Dict[str, Any]] = []
+    if dry_run:
+        print(f"# teacher: kdlib train --preset {PRESET} --run-dir {TEACHER_RUN} method=none "
+              f"student=<preset teacher> iterations={TEACHER_ITERATIONS}")
+        for step, phase, root, notebook, params, n in calls:
+            print(f"# {step} ({phase})\n{grid_command(notebook, params, root, step, n)}")
+        return records
+    started = time.time()
+    ensure_teacher(progress)
+    records.append({"step": "teacher", "phase": "train", "cells": 1, "ran": 1, "failed": 0,
+                    "wall_time_s": round(time.time() - started, 1)})
+    _append_timing(records[-1])
+    failures = []
+    for step, phase, root, notebook, params, n in calls:
+        if progress:
+            print(f"[proxy] {step} ({phase}): {grid_command(notebook, params, root, step, n)}", flush=True)
+        t0 = time.time()
+        _, results = run_grid(notebook_path(notebook), params, seeds=(0,), jobs=n, results_root=root,
+                              study=step, progress=progress)
+        failed = [r for r in results if r.status == "failed"]
+        failures += failed
+        records.append({"step": step, "phase": phase, "cells": len(results),
+                        "ran": sum(r.status != "skipped" for r in results), "failed": len(failed),
+                        "wall_time_s": round(time.time() - t0, 1)})
+        _append_timing(records[-1])
+    report = failure_report(failures)
+    if report:
+        print(report)
+    return records
+
+
+def _append_timing(record: Mapping[str, Any]) -> None:
+    import pandas as pd
+
+    from kdlib.engine.rundir import git_commit
+
+    path = RESULTS / "timing.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["step", "phase", "cells", "ran", "failed", "wall_time_s", "finished", "git_commit", "cpu_count"]
+    row = pd.DataFrame([{**record, "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "git_commit": git_commit(),
+                         "cpu_count": os.cpu_count()}]).reindex(columns=columns)
+    row.to_csv(path, mode="a", header=not path.is_file(), index=False)
+
+
+__all__ = ["STEPS", "STEP_NAMES", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher", "grid_command",
+           "plan", "run_proxy", "teacher_config"]

@@ -1,0 +1,103 @@
+"""The proxy study's plan (kdlib.analysis.proxy): every cell fits its notebook, training cells precede the final
+cell that reads their runs, and the printed `kdlib grid` commands parse back to the same cells."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from kdlib.analysis import proxy
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def notebook_parameters(name: str) -> set:
+    import jupytext
+    import papermill as pm
+
+    return set(pm.inspect_notebook(jupytext.read(REPO / "notebooks" / f"{name}.py")))
+
+
+def test_every_cell_only_sets_parameters_its_notebook_has():
+    known = {}
+    for step, phase, root, notebook, params, jobs in proxy.plan():
+        names = known.setdefault(notebook, notebook_parameters(notebook))
+        assert set(params) <= names, (step, phase, set(params) - names)
+        assert all(isinstance(v, list) and v for v in params.values())
+
+
+def test_training_cells_come_before_their_final_cell_and_write_no_figures():
+    calls = proxy.plan()
+    steps = [c[0] for c in calls]
+    assert set(steps) == set(proxy.STEP_NAMES)
+    for name in proxy.STEP_NAMES:
+        mine = [c for c in calls if c[0] == name]
+        assert [c[1] for c in mine][-1] == "final" and all(c[1] == "train" for c in mine[:-1])
+        final = mine[-1]
+        assert final[2] == proxy.RESULTS and final[5] == 1
+        assert final[4]["figures_dir"] == [str(proxy.FIGURES / name)]
+        for _, _, root, _, params, jobs in mine[:-1]:
+            assert root == proxy.CELLS and params["figures_dir"] == [""] and jobs == 2
+    # the main tables read the runs that main_runs trains: same run folder, seeds and teacher
+    main = [c for c in calls if c[0] == "main_runs"][0][4]
+    assert len(main["students"]) * len(main["methods"]) == 21
+    for table in proxy.TABLE_ROWS:
+        final = [c for c in calls if c[0] == table][-1][4]
+        assert final["runs_root"] == main["runs_root"] and final["seeds"] == main["seeds"] == ["0,1,2"]
+        assert set(final["students"][0].split(",")) <= set(main["students"])
+        assert set(final["methods"][0].split(",")) <= set(main["methods"])
+
+
+def test_sweep_cells_split_one_value_per_cell_other_panels_empty():
+    fig7 = [c for c in proxy.plan(["cirkd_fig7"]) if c[1] == "train"]
+    assert len(fig7) == 3
+    first = fig7[0][4]
+    assert first["temperatures"] == ["0.05", "0.1", "0.2", "0.5"]
+    assert first["pixel_contrast_sizes"] == [""] and first["region_contrast_sizes"] == [""]
+
+
+def test_grid_command_parses_back_to_the_same_cells():
+    from kdlib.analysis.grid import expand_grid, parse_param
+
+    for step, phase, root, notebook, params, jobs in proxy.plan(["main_runs", "cirkd_fig6", "afdcd_table5"]):
+        argv = shlex.split(proxy.grid_command(notebook, params, root, step, jobs))
+        specs = [argv[i + 1] for i, a in enumerate(argv) if a == "--param"]
+        parsed = dict(parse_param(spec) for spec in specs)
+        as_text = {k: [str(v) for v in vs] for k, vs in parsed.items()}
+        assert as_text == {k: [str(v) for v in vs] for k, vs in params.items()}, step
+        assert len(expand_grid(parsed, [0])) == len(expand_grid(params, [0]))
+
+
+def test_unknown_step_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown proxy step"):
+        proxy.plan(["cirkd_table9"])
+
+
+def test_run_proxy_drives_run_grid_in_plan_order(monkeypatch, tmp_path):
+    """Without training: the teacher and every grid call happen in plan order with the plan's arguments."""
+    import pandas as pd
+
+    from kdlib.analysis import grid as grid_module
+    from kdlib.analysis.grid import CellResult
+
+    calls = []
+    monkeypatch.setattr(proxy, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(proxy, "ensure_teacher", lambda progress: calls.append("teacher") or {})
+
+    def fake_run_grid(notebook, params, seeds, jobs, results_root, study, progress):
+        calls.append((Path(notebook).stem, study, jobs, str(results_root)))
+        return pd.DataFrame(), [CellResult("x", {}, "ok")]
+
+    monkeypatch.setattr(grid_module, "run_grid", fake_run_grid)
+    records = proxy.run_proxy(["cirkd_table4"], jobs=2, progress=False)
+    assert calls == ["teacher", ("cirkd_table4", "cirkd_table4", 2, str(proxy.CELLS)),
+                     ("cirkd_table4", "cirkd_table4", 1, str(tmp_path / "results"))]
+    assert [r["phase"] for r in records] == ["train", "train", "final"]
+    timing = pd.read_csv(tmp_path / "results" / "timing.csv")
+    assert list(timing["step"]) == ["teacher", "cirkd_table4", "cirkd_table4"] and timing["failed"].sum() == 0
