@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from notebook_runner import execute
 import torch
 
 from kdlib.analysis.embedding import sample_pixel_indices, tsne_embeddings
@@ -225,17 +226,6 @@ def test_load_model_reads_a_run_dir_and_an_official_state_dict(tmp_path, tiny_da
 def tiny(tmp_path_factory, tiny_data_and_teacher):
     extra, teacher = tiny_data_and_teacher
     return tmp_path_factory.mktemp("fig_nb"), extra, teacher
-
-
-def execute(notebook: str, parameters: dict) -> None:
-    import jupytext
-    import papermill as pm
-
-    nb = jupytext.read(REPO / "notebooks" / notebook)
-    out = Path(parameters["output_dir"]) / "executed.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(nb, str(out), parameters=parameters, kernel_name="python3", progress_bar=False,
-                        cwd=str(REPO))
 
 
 def _common(base: Path, extra: str, teacher: Path, name: str) -> dict:

@@ -134,3 +134,34 @@ def test_kernel_threads_split_the_cores_between_jobs():
     assert kernel_threads(2, cpus=2) == 1
     assert kernel_threads(3, cpus=16) == 5
     assert kernel_threads(8, cpus=2) == 1
+
+
+def test_kernel_thread_setting_does_not_leak(monkeypatch):
+    """The grid's OMP_NUM_THREADS for its kernels is restored afterwards (later subprocesses are unaffected)."""
+    import os
+
+    from kdlib.analysis.grid import _kernel_threads_env
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with _kernel_threads_env(1):
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    with _kernel_threads_env(1):
+        assert os.environ["OMP_NUM_THREADS"] == "3"          # the user's choice wins
+    assert os.environ["OMP_NUM_THREADS"] == "3"
+
+
+def test_notebooks_are_kept_as_text_without_outputs():
+    """notebooks/ holds reviewable jupytext text files only: no .ipynb (whose outputs would land in git), and
+    every .py is a percent-format notebook with a markdown title cell and no leftover output markers."""
+    import jupytext
+
+    folder = REPO / "notebooks"
+    assert not list(folder.glob("*.ipynb")), "commit notebooks as jupytext .py files (jupytext --to py:percent)"
+    for path in sorted(folder.glob("*.py")):
+        text = path.read_text()
+        assert "format_name: percent" in text, path.name
+        nb = jupytext.read(path)
+        assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.lstrip().startswith("# "), path.name
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from notebook_runner import execute
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,17 +17,6 @@ def tiny(tmp_path_factory, tiny_data_and_teacher):
     return tmp_path_factory.mktemp("nb"), extra, teacher
 
 
-def execute(notebook: str, parameters: dict) -> None:
-    import jupytext
-    import papermill as pm
-
-    nb = jupytext.read(REPO / "notebooks" / notebook)
-    out = Path(parameters["output_dir"]) / "executed.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(nb, str(out), parameters=parameters, kernel_name="python3", progress_bar=False,
-                        cwd=str(REPO))
-
-
 def test_cirkd_table1_notebook(tiny):
     base, extra, teacher = tiny
     out, figs = base / "t1", base / "t1_figs"
@@ -35,6 +25,7 @@ def test_cirkd_table1_notebook(tiny):
                                 "figures_dir": str(figs)})
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 6 and runs["miou"].between(0, 1).all()
+    runs_dirs = [Path(p).name for p in runs["run_dir"]]
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["method"]) == {"cirkd", "kd", "none", "skd", "ifvd", "cwd"}  # ours + the paper's others
     assert summary.loc[summary["method"] == "skd", "ours gain"].isna().all()
@@ -44,6 +35,12 @@ def test_cirkd_table1_notebook(tiny):
     assert paper["none"] == 0
     assert (figs / "per_class_iou.png").stat().st_size > 1000
     assert json.loads((out / "metrics.json").read_text())["dataset"] == "synthetic_streets"
+    # the R18* row (no ImageNet): the same runs reused on the built-in data, beside the paper's R18* gains
+    star = pd.read_csv(out / "no_imagenet" / "summary.csv").set_index("method")
+    assert star.loc["cirkd", "paper gain"] == pytest.approx(68.18 - 65.17, abs=1e-6)
+    ours = summary[summary["student"] == "deeplabv3_resnet18"].set_index("method")["ours gain"]
+    assert star.loc["cirkd", "ours gain"] == pytest.approx(ours["cirkd"], abs=1e-9)
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(runs_dirs)   # nothing trained twice
 
 
 TABLE_NOTEBOOKS = ["cirkd_table2", "cirkd_table3", "afdcd_cityscapes", "afdcd_camvid", "afdcd_voc", "afdcd_ade20k",

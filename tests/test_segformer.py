@@ -212,7 +212,7 @@ def test_segformer_pair_notebook(segformer_teacher, tmp_path):
     import yaml
 
     from kdlib.analysis.grid import run_id
-    from test_notebooks import execute
+    from notebook_runner import execute
 
     extra, teacher = segformer_teacher
     out, figs = tmp_path / "pair", tmp_path / "pair_figs"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from notebook_runner import execute
 import yaml
 
 from kdlib.analysis import sweep as sw
@@ -139,17 +140,6 @@ def test_paper_cost_table():
 def tiny(tmp_path_factory, tiny_data_and_teacher):
     extra, teacher = tiny_data_and_teacher
     return tmp_path_factory.mktemp("sweeps"), extra, teacher
-
-
-def execute(notebook: str, parameters: dict) -> None:
-    import jupytext
-    import papermill as pm
-
-    nb = jupytext.read(REPO / "notebooks" / notebook)
-    out = Path(parameters["output_dir"]) / "executed.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(nb, str(out), parameters=parameters, kernel_name="python3", progress_bar=False,
-                        cwd=str(REPO))
 
 
 def _config(out: Path, run_id: str) -> dict:

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -77,6 +76,7 @@ def train_isolated(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLi
     The child (``python -m kdlib.analysis.cost``) runs ``kdlib train`` and then writes its own memory
     high-water mark to ``run_dir/cost.json`` (see :func:`run_peak_memory`). Returns the run's ``metrics.json``.
     """
+    from kdlib.analysis.notebook import train_in_subprocess
     from kdlib.engine.config import resolve_config
     from kdlib.engine.rundir import reusable_result
 
@@ -86,18 +86,8 @@ def train_isolated(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLi
     if done is not None:
         return done
     resume = (run_dir / "config.yaml").is_file()
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    requested = run_dir.parent / f"{run_dir.name}.requested.yaml"
-    requested.write_text(cfg.to_yaml())
-    command = [sys.executable, "-m", "kdlib.analysis.cost", "train", "--config", str(requested),
-               "--run-dir", str(run_dir)]
-    command += ["--resume"] if resume else []
-    command += [] if progress else ["--quiet"]
-    proc = subprocess.run(command, capture_output=not progress, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr or "")[-3000:] if not progress else ""
-        raise RuntimeError(f"training in a subprocess failed (exit {proc.returncode}): {run_dir}\n{tail}")
-    return json.loads((run_dir / "metrics.json").read_text())
+    return train_in_subprocess([sys.executable, "-m", "kdlib.analysis.cost", "train"], cfg, run_dir, resume,
+                               progress)
 
 
 def step_seconds(log_path: os.PathLike) -> Optional[float]:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import contextlib
 import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import pandas as pd
 import yaml
@@ -223,19 +224,31 @@ def kernel_threads(jobs: int, cpus: Optional[int] = None) -> Optional[int]:
 def _run_local(notebook: Path, todo: List[Tuple[Dict[str, Any], Path]], jobs: int, progress: bool,
                kernel_name: str) -> List[CellResult]:
     threads = kernel_threads(min(jobs, len(todo)))
-    if threads is not None and "OMP_NUM_THREADS" not in os.environ:   # kernels inherit the environment
-        os.environ["OMP_NUM_THREADS"] = str(threads)
     out = []
     bar = tqdm(total=len(todo), desc=f"grid {notebook.stem}", disable=not progress, dynamic_ncols=True)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # kernels are processes: threads suffice
+    with _kernel_threads_env(threads), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(run_cell, notebook, cell, cell_dir, kernel_name) for cell, cell_dir in todo]
-        for future in as_completed(futures):
+        for future in as_completed(futures):  # kernels are processes: threads suffice to wait for them
             result = future.result()
             out.append(result)
             bar.set_postfix(failed=sum(r.status == "failed" for r in out))
             bar.update(1)
     bar.close()
     return out
+
+
+@contextlib.contextmanager
+def _kernel_threads_env(threads: Optional[int]) -> Iterator[None]:
+    """``OMP_NUM_THREADS=threads`` for the kernels started inside (they inherit the environment), unless the
+    user set it; restored afterwards, so nothing else this process starts later is affected."""
+    if threads is None or "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_NUM_THREADS", None)
 
 
 def _run_submitit(notebook: Path, todo: List[Tuple[Dict[str, Any], Path]], study_dir: Path, executor: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from kdlib.analysis.grid import METRICS_FILE
 
@@ -35,7 +35,6 @@ def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike
     ``nproc_per_node > 1`` trains in that many processes (``torchrun --standalone``, DDP: one per GPU, or
     gloo on CPU) instead of in this kernel; the result is read back from the run's ``metrics.json``.
     """
-    import subprocess
     import sys
 
     from kdlib.engine.config import resolve_config
@@ -50,18 +49,28 @@ def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike
     resume = (run_dir / "config.yaml").is_file()
     if nproc_per_node <= 1:
         return train(cfg, resume=resume, progress=progress)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                str(nproc_per_node), "-m", "kdlib", "train"]
+    return train_in_subprocess(launcher, cfg, run_dir, resume, progress, "torchrun training")
+
+
+def train_in_subprocess(launcher: Sequence[str], cfg: Any, run_dir: Path, resume: bool, progress: bool,
+                        what: str = "training in a subprocess") -> Dict[str, Any]:
+    """Run ``launcher + --config <cfg yaml> --run-dir <run_dir> [--resume] [--quiet]`` (a ``kdlib train``-like
+    command line) and return the run's ``metrics.json``; a failure raises ``RuntimeError`` with stderr's tail."""
+    import subprocess
+
     run_dir.mkdir(parents=True, exist_ok=True)
     requested = run_dir.parent / f"{run_dir.name}.requested.yaml"
     requested.write_text(cfg.to_yaml())
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-               str(nproc_per_node), "-m", "kdlib", "train", "--config", str(requested), "--run-dir", str(run_dir)]
+    command = [*launcher, "--config", str(requested), "--run-dir", str(run_dir)]
     command += ["--resume"] if resume else []
     command += [] if progress else ["--quiet"]
     proc = subprocess.run(command, capture_output=not progress, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or "")[-3000:] if not progress else ""
-        raise RuntimeError(f"torchrun training failed (exit {proc.returncode}):\n{tail}")
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {run_dir}\n{tail}")
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-__all__ = ["parse_extra", "save_metrics", "train_config"]
+__all__ = ["parse_extra", "save_metrics", "train_config", "train_in_subprocess"]
