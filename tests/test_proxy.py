@@ -60,7 +60,7 @@ def test_sweep_cells_split_one_value_per_cell_other_panels_empty():
     fig7 = [c for c in proxy.plan(["cirkd_fig7"]) if c[1] == "train"]
     assert len(fig7) == 3
     first = fig7[0][4]
-    assert first["temperatures"] == ["0.05", "0.1", "0.2", "0.5"]
+    assert first["temperatures"] == ["0.05", "0.1", "0.2"] and first["extra"] == [proxy.SHORT]
     assert first["pixel_contrast_sizes"] == [""] and first["region_contrast_sizes"] == [""]
 
 
