@@ -44,16 +44,7 @@ REFERENCE = "cirkd"
 
 PEAK_FILE = "cost.json"     # written into the run directory by the training subprocess
 
-
-def process_peak_rss_mb() -> Optional[float]:
-    """This process's resident-set high-water mark in MB (Linux ``VmHWM``; None where unavailable)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024.0, 1)  # kB
-    except OSError:
-        return None
-    return None
+from kdlib.engine.trainer import process_peak_rss_mb  # noqa: E402  (re-exported: the child reads its own peak)
 
 
 def run_peak_memory(run_dir: os.PathLike, result: Mapping[str, Any]) -> Tuple[Optional[float], str]:

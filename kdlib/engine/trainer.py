@@ -171,13 +171,19 @@ def peak_memory_mb(device: torch.device) -> float:
     """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    hwm = process_peak_rss_mb()
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB
+
+
+def process_peak_rss_mb() -> Optional[float]:
+    """This process's resident-set high-water mark in MB (Linux ``VmHWM``; None where unavailable)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0  # kB
     except (OSError, ValueError, IndexError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+        return None
+    return None
 
 
 # --------------------------------------------------------------------------------------------- the loop
