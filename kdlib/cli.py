@@ -85,6 +85,11 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
         for step in STEPS:
             print(f"{step.name:<18} {step.description}")
         return 0
+    if args.report:
+        from kdlib.analysis.proxy_report import write_report
+
+        print(f"proxy: tables written to {write_report()}")
+        return 0
     records = run_proxy(args.steps or None, jobs=args.jobs, dry_run=args.dry_run, progress=not args.quiet)
     failed = sum(int(r.get("failed", 0)) for r in records)
     if records:
@@ -281,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--jobs", type=int, default=2, help="training cells at once (default 2: one per core)")
     proxy.add_argument("--dry-run", action="store_true", help="print the kdlib grid commands, run nothing")
     proxy.add_argument("--list", action="store_true", help="list the steps and exit")
+    proxy.add_argument("--report", action="store_true",
+                       help="train nothing: render results/proxy/tables.md (every table, gains with Welch 95%% "
+                            "intervals, cost, wall time) from the committed results/proxy/**")
     proxy.add_argument("--quiet", action="store_true", help="no progress output")
     proxy.set_defaults(func=_cmd_proxy)
 

@@ -1,0 +1,102 @@
+"""The proxy report's tables (kdlib.analysis.proxy_report): Welch gains checked by hand, rendering from files."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from kdlib.analysis import proxy_report as pr
+
+
+def test_welch_interval_matches_a_hand_computed_case():
+    # x = 1,2,3 and y = 0,1,2: both variances 1, se^2 = 1/3 + 1/3, dof = (2/3)^2 / (2 * (1/3)^2 / 2) = 4
+    diff, half = pr.welch_interval([1, 2, 3], [0, 1, 2])
+    assert diff == pytest.approx(1.0)
+    assert half == pytest.approx(2.7764451052 * math.sqrt(2 / 3), rel=1e-8)   # t_{0.975, 4} = 2.7764451052
+
+
+def test_welch_interval_unequal_variances_and_degenerate_cases():
+    x, y = [10.0, 12.0, 14.0, 16.0], [1.0, 1.5, 2.0]
+    vx, vy = 20 / 3 / 4, 0.25 / 3                   # sample variances 20/3 and 0.25, over n
+    dof = (vx + vy) ** 2 / (vx ** 2 / 3 + vy ** 2 / 2)
+    from scipy import stats
+
+    diff, half = pr.welch_interval(x, y)
+    assert diff == pytest.approx(13.0 - 1.5)
+    assert half == pytest.approx(stats.t.ppf(0.975, dof) * math.sqrt(vx + vy))
+    assert pr.welch_interval([1.0, 1.0], [0.0, 0.0]) == (1.0, 0.0)
+    d, h = pr.welch_interval([2.0], [0.0, 1.0])
+    assert d == pytest.approx(1.5) and math.isnan(h)
+
+
+def _runs() -> pd.DataFrame:
+    rows = []
+    for student, base in (("r18", 0.30), ("psp", 0.20)):
+        for method, delta in (("none", 0.0), ("kd", 0.01), ("cwd", 0.03)):
+            for seed, noise in enumerate((-0.002, 0.0, 0.002)):
+                rows.append({"student": student, "method": method, "seed": seed,
+                             "miou": base + delta + (noise if method != "cwd" else 0.0),
+                             "wall_time_s": 10.0 * (1 + len(method)), "peak_memory_mb": 100.0 + seed,
+                             "run_dir": f"runs/{student}-{method}-{seed}"})
+    return pd.DataFrame(rows)
+
+
+def test_gains_table_means_intervals_and_significance():
+    table = pr.gains_table(_runs(), order=["none", "cwd", "kd"]).set_index(["student", "method"])
+    assert list(table.loc["r18"].index) == ["none", "cwd", "kd"]
+    row = table.loc[("r18", "kd")]
+    assert row["n"] == 3 and row["mIoU"] == pytest.approx(31.0)
+    assert row["±CI"] == pytest.approx(4.302652730 * 0.2 / math.sqrt(3), rel=1e-7)   # t_{0.975,2} * s / sqrt(n)
+    assert row["gain"] == pytest.approx(1.0)
+    assert row["gain ±CI"] == pytest.approx(2.7764451052 * math.sqrt(2 * 0.04 / 3), rel=1e-7)
+    assert row["significant"] == "yes"            # 1.0 > 0.65
+    cwd = table.loc[("psp", "cwd")]
+    assert cwd["gain"] == pytest.approx(3.0) and cwd["significant"] == "yes"
+    assert table.loc[("psp", "none"), "significant"] == "" and math.isnan(table.loc[("psp", "none"), "gain"])
+
+
+def _write_step(root, step, runs, summary):
+    folder = root / step / "run-x"
+    folder.mkdir(parents=True)
+    runs.to_csv(folder / "runs.csv", index=False)
+    summary.to_csv(folder / "summary.csv", index=False)
+
+
+def test_report_renders_table_steps_with_paper_gains_and_cost(tmp_path):
+    runs = _runs()
+    summary = pd.DataFrame({"student": ["r18", "r18", "r18"], "method": ["none", "kd", "cwd"],
+                            "paper mIoU (cityscapes)": [74.0, 75.5, 75.9], "paper gain": [0.0, 1.5, 1.9]})
+    _write_step(tmp_path, "cirkd_table1", runs, summary)
+    pd.DataFrame({"step": ["teacher", "main_runs", "main_runs"], "wall_time_s": [60.0, 120.0, 60.0]}).to_csv(
+        tmp_path / "timing.csv", index=False)
+    table = pr.table_step("cirkd_table1", tmp_path).set_index(["student", "method"])
+    assert table.loc[("r18", "KD"), "paper gain"] == pytest.approx(1.5)
+    assert math.isnan(table.loc[("psp", "KD"), "paper gain"])          # the paper has no such row
+    cost = pr.cost_table(tmp_path).set_index(["student", "method"])
+    assert cost.loc[("r18", "CWD"), "wall time (s)"] == pytest.approx(40.0)
+    assert cost.loc[("r18", "CWD"), "peak RSS (MB)"] == pytest.approx(101.0)
+    timing = pr.timing_table(tmp_path).set_index("step")
+    assert timing.loc["main_runs", "invocations"] == 2 and timing.loc["main_runs", "wall_time_min"] == 3.0
+    headline = pr.headline_table(tmp_path).set_index(["student", "method"])
+    assert headline.loc[("r18", "cwd"), "gain"] == pytest.approx(3.0)
+    assert headline.loc[("r18", "cwd"), "paper gain"] == pytest.approx(1.9)
+    path = pr.write_report(tmp_path, figures=tmp_path / "figures")
+    assert (tmp_path / "figures" / "headline_gains.png").stat().st_size > 1000
+    assert (tmp_path / "figures" / "headline_gains.pdf").is_file()
+    text = path.read_text()
+    assert "## Headline" in text
+    assert "## cirkd_table1" in text and "| r18 | KD | 3 | 31.00 |" in text
+    assert "## cirkd_table2" in text and "(not run yet)" in text
+    assert "Total recorded: 4.0 min." in text
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_proxy_report_cli_writes_tables_md(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "kdlib", "proxy", "--report"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "results" / "proxy" / "tables.md").is_file()
+    assert "tables written to" in done.stdout
