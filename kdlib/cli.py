@@ -90,6 +90,19 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
 
         print(f"proxy: tables written to {write_report()}")
         return 0
+    if args.verify:
+        from kdlib.analysis.proxy_report import verify_runs
+
+        checked = verify_runs()
+        if checked.empty:
+            print("proxy: no run of results/proxy/**/runs.csv is present under runs/proxy here; train some first, "
+                  "e.g. `kdlib proxy cirkd_table4` (the teacher first, ~30 min on 2 cores)")
+            return 1
+        bad = checked[~checked["match"]]
+        print(f"proxy: {len(checked) - len(bad)} of {len(checked)} local run(s) reproduce the committed mIoU exactly")
+        for row in bad.itertuples(index=False):
+            print(f"  MISMATCH {row.run_dir}: committed {row.committed:.4f}, here {row.local:.4f}")
+        return 1 if len(bad) else 0
     records = run_proxy(args.steps or None, jobs=args.jobs, dry_run=args.dry_run, progress=not args.quiet)
     failed = sum(int(r.get("failed", 0)) for r in records)
     if records:
@@ -289,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--report", action="store_true",
                        help="train nothing: render results/proxy/tables.md (every table, gains with Welch 95%% "
                             "intervals, cost, wall time) from the committed results/proxy/**")
+    proxy.add_argument("--verify", action="store_true",
+                       help="train nothing: compare the mIoU of every run present under runs/proxy with the committed "
+                            "results/proxy/**/runs.csv (exit 1 on a mismatch)")
     proxy.add_argument("--quiet", action="store_true", help="no progress output")
     proxy.set_defaults(func=_cmd_proxy)
 

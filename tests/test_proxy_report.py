@@ -100,3 +100,37 @@ def test_proxy_report_cli_writes_tables_md(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "results" / "proxy" / "tables.md").is_file()
     assert "tables written to" in done.stdout
+
+
+def test_sweep_step_rows_are_relative_to_the_paper_default(tmp_path):
+    summary = pd.DataFrame({"sweep": ["cirkd_tau"] * 3, "student": ["mbv2"] * 3,
+                            "contrast_temperature": [0.05, 0.1, 0.2], "n": [1, 1, 1],
+                            "miou_pct": [15.5, 19.5, 19.0], "std_pct": [float("nan")] * 3,
+                            "ci95_pct": [float("nan")] * 3, "wall_time_s": [70.0, 75.0, 80.0],
+                            "peak_memory_mb": [1.0, 1.0, 1.0], "paper_default": [False, True, False],
+                            "setting": ["a", "b", "c"]})
+    runs = pd.DataFrame({"sweep": ["cirkd_tau"], "miou": [0.2]})
+    _write_step(tmp_path, "cirkd_fig7", runs, summary)
+    table = pr.sweep_step("cirkd_fig7", tmp_path)
+    assert list(table["value"]) == ["0.05", "0.1 (default)", "0.2"]
+    assert list(table["vs default"]) == pytest.approx([-4.0, 0.0, -0.5])
+    queue = summary.assign(sweep="cirkd_pixel_queue", contrast_temperature=[10000.0, 20000.0, 40000.0])
+    queue = queue.rename(columns={"contrast_temperature": "pixel_memory_size"})
+    _write_step(tmp_path, "cirkd_fig6", runs, queue)
+    assert list(pr.sweep_step("cirkd_fig6", tmp_path)["value"]) == ["10000", "20000 (default)", "40000"]
+
+
+def test_verify_runs_compares_committed_and_local_metrics(tmp_path):
+    import json
+
+    runs = _runs().head(3).copy()
+    runs["run_dir"] = [str(tmp_path / "runs" / f"r{i}") for i in range(3)]
+    _write_step(tmp_path / "results", "cirkd_table1", runs, pd.DataFrame({"student": [], "method": []}))
+    for i, miou in ((0, runs["miou"].iloc[0]), (1, runs["miou"].iloc[1] + 0.01)):   # r2: not trained here
+        (tmp_path / "runs" / f"r{i}").mkdir(parents=True)
+        (tmp_path / "runs" / f"r{i}" / "metrics.json").write_text(json.dumps({"miou": float(miou)}))
+    checked = pr.verify_runs(tmp_path / "results").set_index("run_dir")
+    assert len(checked) == 2
+    assert bool(checked.loc[str(tmp_path / "runs" / "r0"), "match"])
+    assert not bool(checked.loc[str(tmp_path / "runs" / "r1"), "match"])
+    assert checked.loc[str(tmp_path / "runs" / "r1"), "local"] == pytest.approx(100 * runs["miou"].iloc[1] + 1.0)

@@ -29,6 +29,13 @@ from kdlib.analysis.tables import markdown_table, t_quantile
 
 METHOD_LABELS = {"none": "baseline", "kd": "KD", "skd": "SKD", "ifvd": "IFVD", "cwd": "CWD", "cirkd": "CIRKD",
                  "afdcd": "Af-DCD", "at": "AT", "fitnet": "FitNet"}
+MAIN_TABLE_STEPS = ("cirkd_table1", "cirkd_table2", "cirkd_table3", "afdcd_cityscapes", "afdcd_camvid", "afdcd_voc",
+                    "afdcd_ade20k", "afdcd_coco_stuff")
+#: Cityscapes is the papers' main dataset: its gains are the reference of the headline figure (first match wins).
+HEADLINE_PAPER_STEPS = ("cirkd_table1", "afdcd_cityscapes")
+METHOD_ORDER = ("none", "kd", "skd", "ifvd", "cwd", "cirkd", "afdcd")
+STUDENT_LABELS = {"deeplabv3_resnet18": "DeepLabV3-R18", "deeplabv3_mobilenetv2": "DeepLabV3-MBV2",
+                  "pspnet_resnet18": "PSPNet-R18", "deeplabv3_resnet101": "DeepLabV3-R101"}
 
 
 def welch_interval(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> Tuple[float, float]:
@@ -97,12 +104,22 @@ def table_step(step: str, results: os.PathLike = "results/proxy", key: str = "me
         return None
     runs = pd.read_csv(folder / "runs.csv")
     summary = pd.read_csv(folder / "summary.csv")
-    order = list(dict.fromkeys(summary[key].astype(str))) if key in summary.columns else None
+    if key == "method":
+        order = list(METHOD_ORDER)
+    else:  # ablation variants: the summary's (the paper's) order
+        order = list(dict.fromkeys(summary[key].astype(str))) if key in summary.columns else None
     ours = gains_table(runs, key=key, baseline=baseline, order=order)
     table = ours.merge(_paper_gains(summary, key).astype({key: str}), on=["student", key], how="left")
     if key == "method":
         table[key] = table[key].map(lambda m: METHOD_LABELS.get(m, m))
     return table
+
+
+def _value_text(value: object) -> str:
+    """A swept value as written in the notebooks: 20000 (not 20000.0), 0.07, none."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def sweep_step(step: str, results: os.PathLike = "results/proxy") -> Optional[pd.DataFrame]:
@@ -119,7 +136,7 @@ def sweep_step(step: str, results: os.PathLike = "results/proxy") -> Optional[pd
         default = part.loc[part["paper_default"].astype(bool), "miou_pct"]
         ref = float(default.iloc[0]) if len(default) else float("nan")
         for _, row in part.iterrows():
-            value = " / ".join(str(row[c]) for c in value_columns if pd.notna(row[c]))
+            value = " / ".join(_value_text(row[c]) for c in value_columns if pd.notna(row[c]))
             rows.append({"sweep": name, "value": value + (" (default)" if bool(row["paper_default"]) else ""),
                          "n": int(row["n"]), "mIoU": float(row["miou_pct"]),
                          "vs default": float(row["miou_pct"]) - ref,
@@ -155,15 +172,6 @@ def timing_table(results: os.PathLike = "results/proxy") -> pd.DataFrame:
     out = timing.groupby("step", sort=False).agg(invocations=("wall_time_s", "size"),
                                                  wall_time_min=("wall_time_s", lambda s: s.sum() / 60))
     return out.reset_index()
-
-
-MAIN_TABLE_STEPS = ("cirkd_table1", "cirkd_table2", "cirkd_table3", "afdcd_cityscapes", "afdcd_camvid", "afdcd_voc",
-                    "afdcd_ade20k", "afdcd_coco_stuff")
-#: Cityscapes is the papers' main dataset: its gains are the reference of the headline figure (first match wins).
-HEADLINE_PAPER_STEPS = ("cirkd_table1", "afdcd_cityscapes")
-METHOD_ORDER = ("none", "kd", "skd", "ifvd", "cwd", "cirkd", "afdcd")
-STUDENT_LABELS = {"deeplabv3_resnet18": "DeepLabV3-R18", "deeplabv3_mobilenetv2": "DeepLabV3-MBV2",
-                  "pspnet_resnet18": "PSPNet-R18", "deeplabv3_resnet101": "DeepLabV3-R101"}
 
 
 def headline_table(results: os.PathLike = "results/proxy") -> pd.DataFrame:
@@ -216,6 +224,39 @@ def plot_headline(table: pd.DataFrame, path: os.PathLike) -> List[Path]:
     fig.suptitle("Proxy study: distillation gains (grey: 95 % interval includes 0)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, Path(path))
+
+
+def verify_runs(results: os.PathLike = "results/proxy", tolerance: float = 1e-9) -> pd.DataFrame:
+    """Committed numbers vs the runs on this machine: every ``runs.csv`` row whose ``run_dir`` holds a finished
+    run (``metrics.json``), plus the teacher (``teacher.json`` vs ``runs/proxy/teacher``).
+
+    Returns one row per comparable run: ``step``, ``run_dir``, ``committed`` and ``local`` mIoU (%), ``match``
+    (|difference| <= ``tolerance`` in mIoU fraction). Runs not trained here are left out. CPU training is
+    deterministic, so re-running any cell (``kdlib proxy STEP``) on a CPU should reproduce its numbers exactly.
+    """
+    import json
+
+    rows: List[Dict[str, object]] = []
+
+    def compare(step: str, run_dir: str, committed: float) -> None:
+        metrics = Path(run_dir, "metrics.json")
+        if metrics.is_file():
+            local = float(json.loads(metrics.read_text())["miou"])
+            rows.append({"step": step, "run_dir": run_dir, "committed": 100 * committed, "local": 100 * local,
+                         "match": abs(local - committed) <= tolerance})
+
+    teacher = Path(results, "teacher.json")
+    if teacher.is_file():
+        from kdlib.analysis.proxy import TEACHER_RUN
+
+        compare("teacher", str(TEACHER_RUN), float(json.loads(teacher.read_text())["miou"]))
+    for runs_csv in sorted(Path(results).glob("*/*/runs.csv")):
+        runs = pd.read_csv(runs_csv)
+        if "run_dir" not in runs.columns:
+            continue
+        for run_dir, miou in zip(runs["run_dir"].astype(str), runs["miou"].astype(float)):
+            compare(runs_csv.parent.parent.name, run_dir, miou)
+    return pd.DataFrame(rows, columns=["step", "run_dir", "committed", "local", "match"]).drop_duplicates("run_dir")
 
 
 def render_report(results: os.PathLike = "results/proxy") -> str:
@@ -273,4 +314,4 @@ def write_report(results: os.PathLike = "results/proxy", figures: Optional[os.Pa
 
 
 __all__ = ["cost_table", "gains_table", "headline_table", "plot_headline", "render_report", "step_result", "sweep_step", "table_step",
-           "timing_table", "welch_interval", "write_report"]
+           "timing_table", "verify_runs", "welch_interval", "write_report"]
