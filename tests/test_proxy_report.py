@@ -134,3 +134,17 @@ def test_verify_runs_compares_committed_and_local_metrics(tmp_path):
     assert bool(checked.loc[str(tmp_path / "runs" / "r0"), "match"])
     assert not bool(checked.loc[str(tmp_path / "runs" / "r1"), "match"])
     assert checked.loc[str(tmp_path / "runs" / "r1"), "local"] == pytest.approx(100 * runs["miou"].iloc[1] + 1.0)
+
+
+def test_gains_vs_all_papers_has_one_column_per_paper_table(tmp_path):
+    runs = _runs()
+    cs = pd.DataFrame({"student": ["r18", "r18"], "method": ["kd", "cwd"], "paper mIoU (cityscapes)": [75.5, 75.9],
+                       "paper gain": [1.5, 1.9]})
+    voc = cs.assign(**{"paper gain": [0.3, 0.8]}).rename(columns={"paper mIoU (cityscapes)": "paper mIoU (voc)"})
+    _write_step(tmp_path, "cirkd_table1", runs, cs)
+    _write_step(tmp_path, "cirkd_table3", runs, voc)
+    wide = pr.gains_vs_all_papers(tmp_path).set_index(["student", "method"])
+    assert wide.loc[("r18", "CWD"), "CIRKD CS"] == pytest.approx(1.9)
+    assert wide.loc[("r18", "CWD"), "CIRKD VOC"] == pytest.approx(0.8)
+    assert wide.loc[("r18", "CWD"), "gain"] == pytest.approx(3.0)
+    assert "CIRKD CamVid" not in wide.columns
