@@ -103,7 +103,8 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
         for row in bad.itertuples(index=False):
             print(f"  MISMATCH {row.run_dir}: committed {row.committed:.4f}, here {row.local:.4f}")
         return 1 if len(bad) else 0
-    records = run_proxy(args.steps or None, jobs=args.jobs, dry_run=args.dry_run, progress=not args.quiet)
+    records = run_proxy(args.steps or None, jobs=args.jobs, dry_run=args.dry_run, progress=not args.quiet,
+                        train_teacher=args.train_teacher)
     failed = sum(int(r.get("failed", 0)) for r in records)
     if records:
         total = sum(float(r["wall_time_s"]) for r in records)
@@ -302,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--report", action="store_true",
                        help="train nothing: render results/proxy/tables.md (every table, gains with Welch 95%% "
                             "intervals, cost, wall time) from the committed results/proxy/**")
+    proxy.add_argument("--train-teacher", action="store_true",
+                       help="train the R101 teacher (~27 min on 2 cores) instead of starting from the committed "
+                            "results/proxy/teacher/ (used when runs/proxy/teacher does not exist yet)")
     proxy.add_argument("--verify", action="store_true",
                        help="train nothing: compare the mIoU of every run present under runs/proxy with the committed "
                             "results/proxy/**/runs.csv (exit 1 on a mismatch)")

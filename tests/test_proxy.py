@@ -90,7 +90,7 @@ def test_run_proxy_drives_run_grid_in_plan_order(monkeypatch, tmp_path):
 
     calls = []
     monkeypatch.setattr(proxy, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(proxy, "ensure_teacher", lambda progress: calls.append("teacher") or {})
+    monkeypatch.setattr(proxy, "ensure_teacher", lambda progress, train_teacher=False: calls.append("teacher") or {})
 
     def fake_run_grid(notebook, params, seeds, jobs, results_root, study, progress):
         calls.append((Path(notebook).stem, study, jobs, str(results_root)))
@@ -103,3 +103,48 @@ def test_run_proxy_drives_run_grid_in_plan_order(monkeypatch, tmp_path):
     assert [r["phase"] for r in records] == ["train", "train", "final"]
     timing = pd.read_csv(tmp_path / "results" / "timing.csv")
     assert list(timing["step"]) == ["teacher", "cirkd_table4", "cirkd_table4"] and timing["failed"].sum() == 0
+
+
+def _ship_teacher(root, yaml_text):
+    shipped = root / proxy.SHIPPED_TEACHER
+    shipped.mkdir(parents=True)
+    (shipped / "config.yaml").write_text(yaml_text)
+    (shipped / "best.pt").write_bytes(b"weights")
+    (shipped / "metrics.json").write_text('{"miou": 0.4, "pixel_acc": 0.8, "per_class_iou": {}}')
+    return shipped
+
+
+def test_the_committed_teacher_seeds_the_teacher_run_and_is_not_retrained(tmp_path, monkeypatch):
+    from kdlib.engine import trainer
+
+    monkeypatch.chdir(tmp_path)
+    _ship_teacher(tmp_path, proxy.teacher_config().to_yaml())
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the committed teacher must be reused, not retrained")
+
+    monkeypatch.setattr(trainer, "train", no_training)
+    result = proxy.ensure_teacher(progress=False)
+    assert result["miou"] == 0.4
+    assert (tmp_path / proxy.TEACHER_RUN / "best.pt").read_bytes() == b"weights"
+    assert not (tmp_path / "runs" / "proxy" / "teacher.tmp").exists()
+    assert (tmp_path / proxy.RESULTS / "teacher.json").is_file()
+    assert proxy.install_shipped_teacher() is False          # the run exists now: never overwritten
+
+
+def test_a_committed_teacher_with_other_settings_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _ship_teacher(tmp_path, proxy.teacher_config({"lr": 0.5}).to_yaml())
+    with pytest.raises(ValueError, match="--train-teacher"):
+        proxy.install_shipped_teacher()
+    assert not (tmp_path / proxy.TEACHER_RUN).exists()
+
+
+def test_the_committed_teacher_matches_the_study_config():
+    shipped = proxy.SHIPPED_TEACHER
+    if not (shipped / "config.yaml").is_file():
+        pytest.skip("no committed teacher in this checkout")
+    from kdlib.engine.rundir import config_changes
+
+    assert config_changes(shipped, proxy.teacher_config().to_yaml()) == []
+    assert (shipped / "best.pt").stat().st_size > 1_000_000

@@ -181,12 +181,50 @@ def teacher_config(overrides: Optional[Mapping[str, Any]] = None):
                                    "run_dir": str(TEACHER_RUN)})
 
 
-def ensure_teacher(progress: bool = True) -> Dict[str, Any]:
-    """Train the proxy teacher into runs/proxy/teacher, or reuse it; its metrics go to results/proxy/teacher.json."""
+#: The trained proxy teacher, committed (weights, config, metrics; 16 MB): a fresh clone starts the study from it
+#: instead of spending ~27 min of the 2.5-hour budget retraining it (``--train-teacher`` retrains; CPU training
+#: is deterministic, so the retrained weights give the committed numbers).
+SHIPPED_TEACHER = RESULTS / "teacher"
+SHIPPED_TEACHER_FILES = ("best.pt", "config.yaml", "metrics.json")
+
+
+def install_shipped_teacher() -> bool:
+    """Copy the committed teacher into runs/proxy/teacher when that run does not exist yet; True if copied.
+
+    Refused (``ValueError``) when the committed teacher was trained with other settings than
+    :func:`teacher_config` (e.g. an edited preset): then it is not the study's teacher.
+    """
+    import shutil
+
+    from kdlib.engine.rundir import config_changes
+
+    if (TEACHER_RUN / "config.yaml").is_file() or not all((SHIPPED_TEACHER / f).is_file()
+                                                          for f in SHIPPED_TEACHER_FILES):
+        return False
+    changed = config_changes(SHIPPED_TEACHER, teacher_config().to_yaml())
+    if changed:
+        raise ValueError(f"the committed teacher {SHIPPED_TEACHER} was trained with other settings "
+                         f"({', '.join(changed)}); run `kdlib proxy --train-teacher` to train the study's teacher")
+    tmp = TEACHER_RUN.with_name(TEACHER_RUN.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in SHIPPED_TEACHER_FILES:   # config.yaml last-but-one, metrics.json last: a finished run or none
+        shutil.copyfile(SHIPPED_TEACHER / name, tmp / name)
+    tmp.rename(TEACHER_RUN)
+    return True
+
+
+def ensure_teacher(progress: bool = True, train_teacher: bool = False) -> Dict[str, Any]:
+    """The proxy teacher in runs/proxy/teacher: reused if there, else the committed one
+    (:data:`SHIPPED_TEACHER`), else (or with ``train_teacher``) trained; its metrics go to
+    results/proxy/teacher.json."""
     from kdlib.engine.rundir import reusable_result
     from kdlib.engine.trainer import train
 
     cfg = teacher_config()
+    if not train_teacher and install_shipped_teacher() and progress:
+        print(f"[proxy] teacher: the committed {SHIPPED_TEACHER} copied to {TEACHER_RUN} "
+              f"(`kdlib proxy --train-teacher` retrains it, ~27 min on 2 cores)", flush=True)
     result = reusable_result(TEACHER_RUN, cfg.to_yaml(), f"delete {TEACHER_RUN} to retrain the proxy teacher")
     if result is None:
         result = train(cfg, resume=(TEACHER_RUN / "config.yaml").is_file(), progress=progress)
@@ -240,9 +278,10 @@ def plan(steps: Optional[Sequence[str]] = None, jobs: int = 2) -> List[Tuple[str
 
 
 def run_proxy(steps: Optional[Sequence[str]] = None, jobs: int = 2, dry_run: bool = False,
-              progress: bool = True) -> List[Dict[str, Any]]:
+              progress: bool = True, train_teacher: bool = False) -> List[Dict[str, Any]]:
     """Run (or resume) the proxy study; returns one record per grid call (and the teacher), also appended to
-    ``results/proxy/timing.csv``. ``dry_run``: print the ``kdlib grid`` commands only."""
+    ``results/proxy/timing.csv``. ``dry_run``: print the ``kdlib grid`` commands only; ``train_teacher``:
+    train the teacher instead of starting from the committed one (:func:`ensure_teacher`)."""
     from kdlib.analysis.grid import failure_report, run_grid
 
     calls = plan(steps, jobs)
@@ -254,7 +293,7 @@ def run_proxy(steps: Optional[Sequence[str]] = None, jobs: int = 2, dry_run: boo
             print(f"# {step} ({phase})\n{grid_command(notebook, params, root, step, n)}")
         return records
     started = time.time()
-    ensure_teacher(progress)
+    ensure_teacher(progress, train_teacher)
     records.append({"step": "teacher", "phase": "train", "cells": 1, "ran": 1, "failed": 0,
                     "wall_time_s": round(time.time() - started, 1)})
     _append_timing(records[-1])
@@ -290,5 +329,5 @@ def _append_timing(record: Mapping[str, Any]) -> None:
     row.to_csv(path, mode="a", header=not path.is_file(), index=False)
 
 
-__all__ = ["STEPS", "STEP_NAMES", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher", "grid_command",
-           "plan", "run_proxy", "teacher_config"]
+__all__ = ["STEPS", "STEP_NAMES", "SHIPPED_TEACHER", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher",
+           "grid_command", "install_shipped_teacher", "plan", "run_proxy", "teacher_config"]

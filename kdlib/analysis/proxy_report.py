@@ -237,18 +237,25 @@ def plot_headline(table: pd.DataFrame, path: os.PathLike) -> List[Path]:
         part = table[(table["student"] == student) & (table["method"] != "none")]
         x = np.arange(len(part))
         ax.bar(x, part["gain"], yerr=np.nan_to_num(part["gain ±CI"].to_numpy(dtype=float)), capsize=3,
-               color=[colors[0] if s == "yes" else colors[7] for s in part["significant"]], label="ours (proxy)")
+               color=[colors[0] if s == "yes" else colors[7] for s in part["significant"]])
         if "paper gain" in part.columns and part["paper gain"].notna().any():
             ax.plot(x, part["paper gain"], ls="none", marker="D", ms=5, color=colors[3], markeredgecolor="black",
-                    markeredgewidth=0.5, label="paper (Cityscapes)")
+                    markeredgewidth=0.5)
         ax.axhline(0.0, color="black", lw=0.8)
         ax.set_xticks(x, [METHOD_LABELS.get(m, m) for m in part["method"]], rotation=30, ha="right")
         ax.set_title(f"{STUDENT_LABELS.get(student, student)} (x0.25)", fontsize=9)
         ax.grid(True, axis="y", alpha=0.3, lw=0.6)
         ax.spines[["top", "right"]].set_visible(False)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     axes[0][0].set_ylabel("gain over baseline (mIoU pp)")
-    axes[0][0].legend(frameon=False, fontsize=7, loc="upper left")
-    fig.suptitle("Proxy study: distillation gains (grey: 95 % interval includes 0)", fontsize=9)
+    handles = [Patch(color=colors[0], label="ours: 95 % interval excludes 0"),
+               Patch(color=colors[7], label="ours: interval includes 0"),
+               Line2D([], [], ls="none", marker="D", ms=5, color=colors[3], markeredgecolor="black",
+                      markeredgewidth=0.5, label="paper (Cityscapes)")]
+    fig.legend(handles=handles, frameon=False, fontsize=7, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.06))
+    fig.suptitle("Proxy study: gain over the baseline student, 3 seeds, Welch 95 % intervals", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, Path(path))
 
