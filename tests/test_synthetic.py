@@ -306,3 +306,32 @@ def test_sample_grid_figure(small, tmp_path, capsys):
     assert png.is_file() and Image.open(png).format == "PNG" and "sample grid written" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no samples|n must be"):
         plot_sample_grid(small, n=0)
+
+
+def test_two_processes_generating_the_same_dataset_at_once_both_succeed(tmp_path, monkeypatch):
+    """Grid cells starting together on a fresh clone race to generate the data: the loser keeps the winner's."""
+    import kdlib.data.synthetic as syn
+
+    root = tmp_path / "race"
+    real_write_all = syn._write_all
+
+    def write_while_another_process_finishes(tmp, params, progress, workers):
+        monkeypatch.setattr(syn, "_write_all", real_write_all)
+        generate(root, **SMALL, progress=False)             # the other process renames its dataset into place
+        return real_write_all(tmp, params, progress, workers)
+
+    root.mkdir()                                             # an empty folder: the rmdir path of the loser
+    monkeypatch.setattr(syn, "_write_all", write_while_another_process_finishes)
+    assert generate(root, **SMALL, progress=False) == root.absolute()
+    assert (root / syn.METADATA_FILE).is_file()
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "race"]     # no temporary folder left behind
+
+    real_read = syn.read_metadata
+    calls = []
+
+    def stale_first_read(path):                              # the dataset appears right after the first look
+        calls.append(path)
+        return None if len(calls) == 1 else real_read(path)
+
+    monkeypatch.setattr(syn, "read_metadata", stale_first_read)
+    assert generate(root, **SMALL, progress=False) == root.absolute()

@@ -1312,6 +1312,8 @@ def generate(root: Union[str, os.PathLike], *, preset: Optional[str] = None, see
     if meta is not None and not overwrite:
         raise SyntheticParamsMismatch(_mismatch_message(root, meta, params))
     if root.exists() and meta is None and (not root.is_dir() or any(root.iterdir())):
+        if _matches(read_metadata(root), params):   # another process has just renamed the same dataset in place
+            return root
         raise FileExistsError(f"synthetic_streets: {root} exists and is not a synthetic_streets dataset (no "
                               f"{METADATA_FILE}); refusing to write into it. Fix: choose an empty or new folder.")
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -1325,9 +1327,9 @@ def generate(root: Union[str, os.PathLike], *, preset: Optional[str] = None, see
         if meta is not None:                        # overwrite=True: move the old dataset aside, delete it after
             old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
             os.replace(root, old / root.name)
-        elif root.is_dir():
-            root.rmdir()                            # empty folder
         try:
+            if old is None and root.is_dir():
+                root.rmdir()   # an empty folder; fails if another process has meanwhile put its dataset there
             os.replace(tmp, root)
         except OSError:
             # another process finished first: accept its result if it is the same dataset
