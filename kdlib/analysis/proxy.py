@@ -208,7 +208,7 @@ def install_shipped_teacher() -> bool:
     tmp = TEACHER_RUN.with_name(TEACHER_RUN.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in SHIPPED_TEACHER_FILES:   # config.yaml last-but-one, metrics.json last: a finished run or none
+    for name in SHIPPED_TEACHER_FILES:   # into a temporary folder renamed at the end: a whole run or none
         shutil.copyfile(SHIPPED_TEACHER / name, tmp / name)
     tmp.rename(TEACHER_RUN)
     return True

@@ -25,10 +25,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from kdlib.analysis.tables import markdown_table, t_quantile
+from kdlib.analysis.qualitative import method_label
+from kdlib.analysis.tables import markdown_table, summarize_seeds, t_quantile
 
-METHOD_LABELS = {"none": "baseline", "kd": "KD", "skd": "SKD", "ifvd": "IFVD", "cwd": "CWD", "cirkd": "CIRKD",
-                 "afdcd": "Af-DCD", "at": "AT", "fitnet": "FitNet"}
 MAIN_TABLE_STEPS = ("cirkd_table1", "cirkd_table2", "cirkd_table3", "afdcd_cityscapes", "afdcd_camvid", "afdcd_voc",
                     "afdcd_ade20k", "afdcd_coco_stuff")
 #: Cityscapes is the papers' main dataset: its gains are the reference of the headline figure (first match wins).
@@ -62,26 +61,26 @@ def step_result(step: str, results: os.PathLike = "results/proxy") -> Optional[P
 
 def gains_table(runs: pd.DataFrame, key: str = "method", baseline: str = "none",
                 by: Sequence[str] = ("student",), order: Optional[Sequence[str]] = None) -> pd.DataFrame:
-    """Per (``by``, ``key``): seeds, mean ± 95 % CI (t over seeds) and the gain over ``baseline`` (Welch).
+    """Per (``by``, ``key``): seeds, mean ± 95 % CI (:func:`~kdlib.analysis.tables.summarize_seeds`) and the
+    gain over ``baseline`` (:func:`welch_interval`).
 
     ``runs`` holds one row per run with ``miou`` as a fraction (a study's ``runs.csv``); the result is in
     percent: columns ``by``, ``key``, ``n``, ``mIoU``, ``±CI``, ``gain``, ``gain ±CI``, ``significant``.
     """
     by = list(by)
+    runs = runs.assign(**{key: runs[key].astype(str)})
+    stats = {tuple(row[c] for c in [*by, key]): row for _, row in summarize_seeds(runs, by=[*by, key]).iterrows()}
     rows: List[Dict[str, object]] = []
     for keys, group in runs.groupby(by, sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        base = 100 * group.loc[group[key].astype(str) == baseline, "miou"].astype(float)
-        values = list(dict.fromkeys(group[key].astype(str)))
-        if order:
-            values = [v for v in order if v in values] + [v for v in values if v not in order]
+        seeds = {value: 100 * part["miou"].astype(float).dropna() for value, part in group.groupby(key, sort=False)}
+        values = [v for v in (order or ()) if v in seeds] + [v for v in seeds if v not in (order or ())]
         for value in values:
-            x = 100 * group.loc[group[key].astype(str) == value, "miou"].astype(float)
-            n = len(x)
-            ci = (t_quantile(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n)) if n >= 2 else float("nan")
-            gain, gain_ci = welch_interval(x, base) if value != baseline else (float("nan"), float("nan"))
-            rows.append({**dict(zip(by, keys)), key: value, "n": n, "mIoU": x.mean(), "±CI": ci, "gain": gain,
-                         "gain ±CI": gain_ci,
+            st = stats[(*keys, value)]
+            gain, gain_ci = (welch_interval(seeds[value], seeds[baseline])
+                             if value != baseline and baseline in seeds else (float("nan"), float("nan")))
+            rows.append({**dict(zip(by, keys)), key: value, "n": int(st["n"]), "mIoU": 100 * st["mean"],
+                         "±CI": 100 * st["ci"], "gain": gain, "gain ±CI": gain_ci,
                          "significant": ("" if value == baseline or math.isnan(gain_ci)
                                          else ("yes" if abs(gain) > gain_ci else "no"))})
     return pd.DataFrame(rows)
@@ -111,7 +110,7 @@ def table_step(step: str, results: os.PathLike = "results/proxy", key: str = "me
     ours = gains_table(runs, key=key, baseline=baseline, order=order)
     table = ours.merge(_paper_gains(summary, key).astype({key: str}), on=["student", key], how="left")
     if key == "method":
-        table[key] = table[key].map(lambda m: METHOD_LABELS.get(m, m))
+        table[key] = table[key].map(method_label)
     return table
 
 
@@ -159,7 +158,7 @@ def cost_table(results: os.PathLike = "results/proxy", steps: Sequence[str] = ("
            .agg(["mean", "count"]).reset_index())
     out.columns = ["student", "method", "wall time (s)", "n", "peak RSS (MB)", "_n"]
     out = out.drop(columns="_n")
-    out["method"] = out["method"].map(lambda m: METHOD_LABELS.get(m, m))
+    out["method"] = out["method"].map(method_label)
     return out
 
 
@@ -218,7 +217,7 @@ def gains_vs_all_papers(results: os.PathLike = "results/proxy") -> pd.DataFrame:
         table = table.merge(paper.rename(columns={"paper gain": column}).astype({"method": str}),
                             on=["student", "method"], how="left")
     table["student"] = table["student"].map(lambda s: STUDENT_LABELS.get(s, s))
-    table["method"] = table["method"].map(lambda m: METHOD_LABELS.get(m, m))
+    table["method"] = table["method"].map(method_label)
     return table
 
 
@@ -227,6 +226,8 @@ def plot_headline(table: pd.DataFrame, path: os.PathLike) -> List[Path]:
     the paper's Cityscapes gain as a marker."""
     import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     from kdlib.analysis.plots import PALETTE, save_figure
 
@@ -242,13 +243,10 @@ def plot_headline(table: pd.DataFrame, path: os.PathLike) -> List[Path]:
             ax.plot(x, part["paper gain"], ls="none", marker="D", ms=5, color=colors[3], markeredgecolor="black",
                     markeredgewidth=0.5)
         ax.axhline(0.0, color="black", lw=0.8)
-        ax.set_xticks(x, [METHOD_LABELS.get(m, m) for m in part["method"]], rotation=30, ha="right")
+        ax.set_xticks(x, [method_label(m) for m in part["method"]], rotation=30, ha="right")
         ax.set_title(f"{STUDENT_LABELS.get(student, student)} (x0.25)", fontsize=9)
         ax.grid(True, axis="y", alpha=0.3, lw=0.6)
         ax.spines[["top", "right"]].set_visible(False)
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     axes[0][0].set_ylabel("gain over baseline (mIoU pp)")
     handles = [Patch(color=colors[0], label="ours: 95 % interval excludes 0"),
                Patch(color=colors[7], label="ours: interval includes 0"),
@@ -348,5 +346,5 @@ def write_report(results: os.PathLike = "results/proxy", figures: Optional[os.Pa
     return path
 
 
-__all__ = ["cost_table", "gains_table", "gains_vs_all_papers", "headline_table", "plot_headline", "render_report", "step_result", "sweep_step", "table_step",
-           "timing_table", "verify_runs", "welch_interval", "write_report"]
+__all__ = ["cost_table", "gains_table", "gains_vs_all_papers", "headline_table", "plot_headline", "render_report",
+           "step_result", "sweep_step", "table_step", "timing_table", "verify_runs", "welch_interval", "write_report"]
