@@ -31,7 +31,8 @@ the step (inputs, weights, queues), over one forward + backward, gradients inclu
   (like the CUDA figure), not process RSS: no allocator caching, no Python objects, no library workspaces.
 
 Times are medians over ``--repeats`` steps (more for fast cases, until ``--min-time`` seconds) after
-``--warmup`` steps (CUDA synchronised). Gradients of the
+``--warmup`` steps (CUDA synchronised); kdlib's and the reference's steps alternate (A B A B ...), so a change
+of machine state during the measurement affects both alike. Gradients of the
 inputs and parameters are reset to None before every step. Stateful cases (the CIRKD queues) update their own
 queues every step, the same work for both.
 
@@ -44,6 +45,9 @@ Examples::
 
 Targets (methods issue): every kdlib term at least as fast as the reference; CIRKD memory (enqueue
 included) and mini-batch p2p at least 5x faster; Af-DCD no more peak memory than the reference.
+
+With the CIRKD memory case, a note under the table gives the time of the matrix products that every exact
+implementation performs (the reference's too) and the speed-up bound that follows from it on this device.
 """
 from __future__ import annotations
 
@@ -395,16 +399,86 @@ def time_side(side: Side, backward: bool, device: torch.device, warmup: int, rep
               min_time: float = 0.0, max_repeats: int = 200) -> float:
     """Median seconds of one forward + backward step: ``repeats`` steps, more (up to ``max_repeats``) until
     ``min_time`` seconds of timed steps have run (fast cases get enough samples to beat timer noise)."""
-    for _ in range(warmup):
-        _step(side, backward)
-    times: List[float] = []
-    while len(times) < repeats or (sum(times) < min_time and len(times) < max_repeats):
-        _sync(device)
-        start = time.perf_counter()
-        _step(side, backward)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return time_sides([side], backward, device, warmup, repeats, min_time, max_repeats)[0]
+
+
+def time_sides(sides: Sequence[Side], backward: bool, device: torch.device, warmup: int, repeats: int,
+               min_time: float = 0.0, max_repeats: int = 200) -> List[float]:
+    """Median seconds per step of each side, the sides' steps **interleaved** (A B A B ...).
+
+    Interleaving exposes every side to the same machine state (clock, cache, other processes) over the same
+    period, so a drift during the measurement cannot favour whichever side runs second. Each side runs
+    ``warmup`` untimed steps, then at least ``repeats`` timed steps, more (up to ``max_repeats``) until every
+    side has ``min_time`` seconds of timed steps.
+    """
+    for side in sides:
+        for _ in range(warmup):
+            _step(side, backward)
+    times: List[List[float]] = [[] for _ in sides]
+
+    def more() -> bool:
+        return any(len(t) < repeats or (sum(t) < min_time and len(t) < max_repeats) for t in times)
+
+    while more():
+        for side, t in zip(sides, times):
+            _sync(device)
+            start = time.perf_counter()
+            _step(side, backward)
+            _sync(device)
+            t.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def cirkd_memory_gemm_floor(cfg: Config, repeats: int = 3) -> Tuple[float, str]:
+    """Seconds of the matrix products any exact CIRKD memory loss performs, the reference included.
+
+    For each contrast set V (K k_p and K k_r rows): student logits s V^T, teacher logits t V^T and the student
+    gradient D V, with N_a ~ 0.9 B h w anchors (the inputs' labelled share), d = the teacher feature width.
+    Timed as plain ``torch.mm`` on random tensors of those shapes, whole and in row blocks of 512 into reused
+    buffers; the faster (median of ``repeats``) is the floor. ``reference time / floor`` bounds the speed-up any
+    exact implementation can reach on this device.
+    """
+    mod_opts = cfg.cirkd_options
+    k = cfg.num_classes
+    d = cfg.pair.teacher_feature
+    n_a = int(round(0.9 * cfg.batch * cfg.h * cfg.w))
+    cols = [(int(mod_opts["pixel_contrast_size"]) // k + 1) * k, (int(mod_opts["region_contrast_size"]) // k + 1) * k]
+    g = torch.Generator().manual_seed(cfg.seed)
+    rows = torch.randn(n_a, d, generator=g).to(cfg.device)
+    mats = [(torch.randn(c, d, generator=g).to(cfg.device), torch.randn(n_a, c, generator=g).to(cfg.device))
+            for c in cols]
+
+    def products_whole() -> None:
+        for v, diff in mats:
+            torch.mm(rows, v.t())
+            torch.mm(rows, v.t())
+            torch.mm(diff, v)
+
+    block = 512
+    bufs = [(torch.empty(block, v.shape[0], device=cfg.device), torch.empty(block, d, device=cfg.device))
+            for v, _ in mats]
+
+    def products_blocked() -> None:   # row blocks into reused buffers (cache-resident outputs, no allocation)
+        for (v, diff), (out, grad) in zip(mats, bufs):
+            for r0 in range(0, n_a, block):
+                r1 = min(n_a, r0 + block)
+                torch.mm(rows[r0:r1], v.t(), out=out[:r1 - r0])
+                torch.mm(rows[r0:r1], v.t(), out=out[:r1 - r0])
+                torch.mm(diff[r0:r1], v, out=grad[:r1 - r0])
+
+    best = math.inf
+    for products in (products_whole, products_blocked):
+        products()
+        times = []
+        for _ in range(repeats):
+            _sync(cfg.device)
+            start = time.perf_counter()
+            products()
+            _sync(cfg.device)
+            times.append(time.perf_counter() - start)
+        best = min(best, statistics.median(times))
+    what = f"3 products of ({n_a} x {d}) with ({d} x {cols[0]}) and 3 with ({d} x {cols[1]})"
+    return best, what
 
 
 def _cpu_peak_bytes(fn: Callable[[], object]) -> int:
@@ -487,13 +561,14 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def format_markdown(rows: Sequence[Row], setting: str) -> str:
+def format_markdown(rows: Sequence[Row], setting: str, notes: Sequence[str] = ()) -> str:
     out = [f"Setting: {setting}", "", "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
     out += ["| " + " | ".join(r.cells()) + " |" for r in rows]
+    out += [line for note in notes for line in ("", note)]
     return "\n".join(out) + "\n"
 
 
-def write_out(path: str, rows: Sequence[Row], setting: str) -> None:
+def write_out(path: str, rows: Sequence[Row], setting: str, notes: Sequence[str] = ()) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     if p.suffix.lower() == ".csv":
@@ -502,8 +577,9 @@ def write_out(path: str, rows: Sequence[Row], setting: str) -> None:
             wr.writerow(["# " + setting])
             wr.writerow(HEADER)
             wr.writerows(r.cells() for r in rows)
+            wr.writerows(["# " + note] for note in notes)
     else:
-        p.write_text(format_markdown(rows, setting))
+        p.write_text(format_markdown(rows, setting, notes))
 
 
 # ------------------------------------------------------------------------------------------------- main
@@ -559,8 +635,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
     rows: List[Row] = []
     for name in names:
         case = build_case(cfg, name, x)
-        t_k = time_side(case.kdlib, case.backward, cfg.device, args.warmup, args.repeats, args.min_time)
-        t_r = time_side(case.reference, case.backward, cfg.device, args.warmup, args.repeats, args.min_time)
+        t_k, t_r = time_sides([case.kdlib, case.reference], case.backward, cfg.device, args.warmup, args.repeats,
+                              args.min_time)
         m_k = peak_bytes(case.kdlib, case.backward, cfg.device)
         m_r = peak_bytes(case.reference, case.backward, cfg.device)
         row = Row(case.method, case.term, 1000 * t_k, 1000 * t_r, m_k / 2 ** 20, m_r / 2 ** 20, case.target)
@@ -568,10 +644,20 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
         print(f"  {name}: kdlib {row.kdlib_ms:.2f} ms, reference {row.reference_ms:.2f} ms, "
               f"x{row.ratio:.2f}, peak {row.kdlib_peak_mb:.1f} / {row.reference_peak_mb:.1f} MB", flush=True)
         del case
+    notes: List[str] = []
+    memory_rows = [r for r in rows if r.term.startswith("memory_p2p")]
+    if memory_rows:
+        floor, what = cirkd_memory_gemm_floor(cfg)
+        ref_ms = memory_rows[0].reference_ms
+        notes.append(f"CIRKD memory: the matrix products every exact implementation (the reference included) performs "
+                     f"- {what} - take {1000 * floor:.2f} ms alone on this device, so no exact implementation can "
+                     f"be more than {ref_ms / (1000 * floor):.2f}x faster than the reference here.")
     print()
     print(format_table(rows))
+    for note in notes:
+        print("\n" + note)
     if args.out:
-        write_out(args.out, rows, setting)
+        write_out(args.out, rows, setting, notes)
         print(f"\nwritten {args.out}")
     return rows
 

@@ -51,3 +51,23 @@ def test_cli_check_only_and_table_output(bench, tmp_path):
     assert [r.method for r in rows] == ["kd", "at"]
     text = out.read_text()
     assert "ratio ref/kdlib" in text and "| kd | kd |" in text
+
+
+def test_timing_interleaves_the_two_sides(bench):
+    calls = []
+    sides = [bench.Side(run=lambda: calls.append("k") or {}, leaves=[]),
+             bench.Side(run=lambda: calls.append("r") or {}, leaves=[])]
+    times = bench.time_sides(sides, False, torch.device("cpu"), warmup=1, repeats=3)
+    assert len(times) == 2 and all(t >= 0 for t in times)
+    assert calls == ["k", "r"] + ["k", "r"] * 3     # warm-up of each, then alternating timed steps
+
+
+def test_cirkd_memory_table_gets_the_gemm_floor_note(bench, tmp_path):
+    out = tmp_path / "t.md"
+    bench.main(["--device", "cpu", "--batch", "2", "--size", "8", "16", "--scale", "0.0625",
+                "--only", "cirkd_memory", "--repeats", "1", "--warmup", "0", "--min-time", "0", "--out", str(out)])
+    text = out.read_text()
+    # 0.9 * 2 * 8 * 16 = 230 anchors; d = 32 (teacher = 2 x the student's 16); K_p = 256 and K_r = 64 scaled
+    # sizes -> (256 // 19 + 1) * 19 = 266 and (64 // 19 + 1) * 19 = 76 contrast rows
+    assert "3 products of (230 x 32) with (32 x 266) and 3 with (32 x 76)" in text
+    assert "no exact implementation can be more than" in text

@@ -146,6 +146,13 @@ def test_at_matches_reference():
     assert at_loss(s, t).item() == pytest.approx(ref_at(s, t), rel=RTOL)
 
 
+def test_at_gradient_matches_finite_differences():
+    """AT's one-pass channel-mean-square backward against central differences (float64 gradcheck)."""
+    s = rand((2, 3, 3, 4), 31).requires_grad_(True)
+    t = rand((2, 5, 3, 4), 32)
+    assert torch.autograd.gradcheck(lambda x: at_loss(x, t), (s,), eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
 def test_fitnet_matches_reference():
     s, t = rand((2, 4, 3, 5), 11), rand((2, 4, 3, 5), 12)
     assert fitnet_loss(s, t).item() == pytest.approx(ref_fitnet(s, t), rel=RTOL)

@@ -219,3 +219,27 @@ def test_l2_normalize_half_precision_zero_vector_is_finite():
     y = l2_normalize(x, 1)
     y.sum().backward()
     assert torch.equal(y, torch.zeros_like(y)) and torch.isfinite(x.grad.float()).all()
+
+
+@pytest.mark.parametrize("big", [1, 7, 33, 97, 360, 375, 512, 513, 1024, 1025])
+def test_resize_labels_nearest_picks_the_pixels_torch_interpolate_picks(big):
+    """The direct row / column pick gives exactly the labels of the official float-interpolate resize."""
+    from kdlib.losses._common import resize_labels_nearest
+
+    g = torch.Generator().manual_seed(big)
+    for small in (1, 2, 5, 8, 31, 45, 64, 65, 69, 128, 129):
+        lab = torch.randint(-1, 255, (2, big, 3), generator=g)
+        official = F.interpolate(lab[:, None].float(), size=(small, 2), mode="nearest")[:, 0].long()
+        assert torch.equal(resize_labels_nearest(lab, (small, 2)), official), (big, small)
+        lab = torch.randint(-1, 255, (2, 4, big), generator=g)
+        official = F.interpolate(lab[:, None].float(), size=(3, small), mode="nearest")[:, 0].long()
+        assert torch.equal(resize_labels_nearest(lab, (3, small)), official), (big, small)
+
+
+def test_resize_labels_nearest_keeps_top_left_pixels_of_8x8_cells():
+    from kdlib.losses._common import resize_labels_nearest
+
+    lab = torch.arange(16 * 24).reshape(1, 16, 24)
+    out = resize_labels_nearest(lab, (2, 3))
+    assert out.tolist() == [[[0, 8, 16], [8 * 24, 8 * 24 + 8, 8 * 24 + 16]]]
+    assert out.dtype == torch.int64

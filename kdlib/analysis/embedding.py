@@ -25,6 +25,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from kdlib.losses._common import resize_labels_nearest  # noqa: E402
+
 __all__ = ["resize_labels", "sample_pixel_indices", "tsne_embeddings", "class_silhouette", "plot_tsne",
            "make_tsne_figure"]
 
@@ -34,9 +36,7 @@ _MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
 def resize_labels(labels: Tensor, size: Tuple[int, int]) -> Tensor:
     """(B, H, W) int labels → (B, h, w) by nearest interpolation (the top-left pixel of each cell for an
     integer factor, as the official CIRKD code resizes its targets)."""
-    if labels.dim() != 3:
-        raise ValueError(f"labels must be (B, H, W), got {tuple(labels.shape)}")
-    return F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
+    return resize_labels_nearest(labels, size)
 
 
 def sample_pixel_indices(labels: Tensor, feature_size: Tuple[int, int], max_points: int, seed: int = 0,

@@ -1,11 +1,29 @@
 """Attention transfer (AT) as in the CIRKD repository — SPEC §3.5."""
 from __future__ import annotations
 
+import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region, l2_normalize
 
 __all__ = ["at_loss", "attention_map"]
+
+
+class _ChannelMeanSquare(torch.autograd.Function):
+    r"""(B, C, h, w) -> (B, h, w): :math:`\frac{1}{C}\sum_c x_c^2`, with the gradient :math:`\frac{2}{C} x g` in one
+    pass (autograd through ``pow`` / ``mean`` makes three: ``x ** 1``, ``* 2``, ``* g / C``). First-order only."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x.pow(2).mean(dim=1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor) -> Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return x * (grad_out.unsqueeze(1) * (2.0 / x.shape[1]))
 
 
 def attention_map(feat: Tensor) -> Tensor:
@@ -13,7 +31,9 @@ def attention_map(feat: Tensor) -> Tensor:
 
     The L2 normalisation is per sample over the h*w positions (``F.normalize``, eps 1e-12).
     """
-    return l2_normalize(feat.pow(2).mean(dim=1).flatten(1), dim=1)
+    energy = _ChannelMeanSquare.apply(feat) if feat.requires_grad and torch.is_grad_enabled() \
+        else feat.pow(2).mean(dim=1)
+    return l2_normalize(energy.flatten(1), dim=1)
 
 
 def at_loss(s_feat: Tensor, t_feat: Tensor) -> Tensor:

@@ -230,20 +230,42 @@ def cirkd_memory_losses(s_emb: Tensor, t_emb: Tensor, labels: Tensor, pixel_queu
     if labels.dim() != 3 or labels.shape[0] != s_emb.shape[0]:
         raise ValueError(f"labels must be (B, H, W) with B={s_emb.shape[0]}, got {tuple(labels.shape)}")
     with fp32_region(s_emb):
+        t_hat = l2_normalize(compute_dtype(t_emb.detach()), dim=1)
+        lab = resize_labels_nearest(labels.to(s_emb.device), tuple(s_emb.shape[-2:]))
+        return memory_losses_normalised(s_emb, t_hat, lab, pixel_queue, region_queue, pixel_idx, region_idx, tau,
+                                        kd_temperature, ignore_index)
+
+
+def pixel_rows(x: Tensor) -> Tensor:
+    """(B, C, h, w) -> (B*h*w, C): one row per pixel, in raster order (image-major)."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def memory_losses_normalised(s_emb: Tensor, t_hat: Tensor, labels_small: Tensor, pixel_queue: Tensor,
+                             region_queue: Tensor, pixel_idx: Tensor, region_idx: Tensor, tau: float = 0.1,
+                             kd_temperature: float = 1.0, ignore_index: int = -1) -> Tuple[Tensor, Tensor]:
+    """:func:`cirkd_memory_losses` after its input preparation (no checks): ``t_hat`` (B, d, h, w) is the teacher
+    map already L2-normalised per pixel and ``labels_small`` (B, h, w) the labels already resized to it.
+
+    Lets the CIRKD module normalise the teacher map and resize the labels once for both the enqueue and the
+    losses (the values are those :func:`cirkd_memory_losses` computes itself).
+    """
+    d = s_emb.shape[1]
+    with fp32_region(s_emb):
         s = compute_dtype(s_emb)
-        lab = resize_labels_nearest(labels.to(s.device), tuple(s.shape[-2:])).reshape(-1)
-        anchors = lab != ignore_index
-        if not bool(anchors.any()):
+        anchors = (labels_small.reshape(-1) != ignore_index).nonzero().squeeze(1)
+        if anchors.numel() == 0:
             zero = 0.0 * s.pow(2).mean()
             return zero, zero.clone()
-        s_hat = l2_normalize(s, dim=1).permute(0, 2, 3, 1).reshape(-1, d)[anchors]          # (N_a, d)
-        t_hat = l2_normalize(compute_dtype(t_emb.detach()), dim=1).permute(0, 2, 3, 1).reshape(-1, d)
-        t_hat = t_hat[anchors]
+        # index_select, not boolean-mask indexing: the same rows, but its backward is an index_add instead of an
+        # accumulating index_put (measured 0.25 vs 3.5 ms for 16k x 64 rows on 2 CPU cores)
+        s_hat = pixel_rows(l2_normalize(s, dim=1)).index_select(0, anchors)                  # (N_a, d)
+        t_rows = pixel_rows(t_hat.detach().to(s_hat.dtype)).index_select(0, anchors)
         losses = []
         for queue, idx in ((pixel_queue, pixel_idx), (region_queue, region_idx)):
             v = compute_dtype(_gather_contrast(queue, idx)).to(s_hat.dtype).contiguous()         # (K*k, d)
             # fused: row blocks of the (N_a, K*k) logits, gradient w.r.t. s_hat formed in the forward pass
-            losses.append(_MemoryKL.apply(s_hat, t_hat, v, tau, kd_temperature,
+            losses.append(_MemoryKL.apply(s_hat, t_rows, v, tau, kd_temperature,
                                           torch.is_grad_enabled() and s_hat.requires_grad))
         return losses[0], losses[1]
 

@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdlib.engine.distributed import all_gather_cat
-from kdlib.losses._common import l2_normalize, resize_labels_nearest
+from kdlib.losses._common import compute_dtype, l2_normalize, resize_labels_nearest
 from kdlib.losses.base import DistillLoss, PairSpec
-from kdlib.losses.functional import cirkd_batch_p2p_loss, cirkd_enqueue, cirkd_memory_losses, kd_loss
+from kdlib.losses.cirkd import memory_losses_normalised
+from kdlib.losses.functional import cirkd_batch_p2p_loss, cirkd_enqueue, kd_loss
 from kdlib.methods import _random
 from kdlib.models.output import SegOutput
 from kdlib.registry import LOSSES
@@ -167,7 +168,12 @@ class CIRKD(DistillLoss):
         """
         t_hat = l2_normalize(t_feat.detach().float(), dim=1)
         lab = resize_labels_nearest(labels.to(t_hat.device), tuple(t_hat.shape[-2:]))
-        t_all, lab_all, keys_all = all_gather_cat(t_hat), all_gather_cat(lab), all_gather_cat(keys.float())
+        self._enqueue_prepared(t_hat, lab, keys)
+
+    @torch.no_grad()
+    def _enqueue_prepared(self, t_hat: Tensor, labels_small: Tensor, keys: Tensor) -> None:
+        """:meth:`enqueue` of an already normalised float32 teacher map and labels already at its size."""
+        t_all, lab_all, keys_all = all_gather_cat(t_hat), all_gather_cat(labels_small), all_gather_cat(keys.float())
         pq, rq, pp, rp = self._queues(t_hat.device)
         cirkd_enqueue(pq, rq, pp, rp, t_all, lab_all, keys_all, ignore_index=self.ignore_index,
                       pixels_per_class=self.pixels_per_class, pixel_queue_bug=self.pixel_queue_bug)
@@ -187,14 +193,20 @@ class CIRKD(DistillLoss):
             keys = self.draw_pixel_keys((b, h, w), t_feat.device)
             pixel_idx, region_idx = self.draw_contrast_indices(t_feat.device)
             s_emb = self.projector(student.feature)
+            # the teacher map is normalised and the labels resized once, for both the enqueue and the losses
+            # (the values cirkd_memory_losses and enqueue would compute on their own)
+            t_hat = l2_normalize(t_feat.float(), dim=1)
+            lab = resize_labels_nearest(labels.to(t_feat.device), (h, w))
+            t_hat_loss = (t_hat if compute_dtype(t_feat).dtype == torch.float32
+                          else l2_normalize(compute_dtype(t_feat), dim=1))
             if self.enqueue_first:
-                self.enqueue(t_feat, labels, keys)
+                self._enqueue_prepared(t_hat, lab, keys)
             pq, rq, _, _ = self._queues(t_feat.device)
-            p2p, p2r = cirkd_memory_losses(s_emb, t_feat, labels, pq, rq, pixel_idx, region_idx,
-                                           self.contrast_temperature, self.contrast_kd_temperature,
-                                           self.ignore_index)
+            p2p, p2r = memory_losses_normalised(s_emb, t_hat_loss, lab, pq, rq, pixel_idx, region_idx,
+                                                self.contrast_temperature, self.contrast_kd_temperature,
+                                                self.ignore_index)
             if not self.enqueue_first:
-                self.enqueue(t_feat, labels, keys)
+                self._enqueue_prepared(t_hat, lab, keys)
             if "memory_p2p" in self.enabled:
                 out["memory_p2p"] = p2p
             if "memory_p2r" in self.enabled:
