@@ -16,10 +16,12 @@ leaf map).
 
 Shapes (Cityscapes, DeepLabV3-R101 -> R18, 512x1024 crops): batch 8, maps 64x128, 19 classes, student /
 teacher head feature 128 / 256, student / teacher c4 512 / 2048, CIRKD N_p 20000, N_r 2000, K_p 4096, K_r 1024,
-2 images per relation group. ``--scale`` multiplies every channel width and queue / contrast size (widths
-student widths rounded to multiples of 16, teacher widths kept at 2x / 4x). Defaults: on CUDA the paper shapes (batch 8, scale 1); on CPU a reduced setting
-(batch 2, scale 0.25, maps 64x128) that runs in a few minutes on 2 cores — the Af-DCD generator alone is
-~1.2 TFLOP per step at paper shapes. Give ``--batch 8 --scale 1`` for the paper setting.
+2 images per relation group. ``--scale`` multiplies every channel width and queue / contrast size (student
+widths rounded to multiples of 16, teacher widths kept at 2x / 4x). Defaults: on CUDA the paper shapes (batch
+8, scale 1); on CPU a reduced setting (batch 2, scale 0.25, maps 64x128) that runs in about 2 minutes on 2
+cores. Give ``--batch 8 --scale 1`` for the paper setting on CPU: about 27 minutes on 2 cores, most of it the
+Af-DCD generator (two 3x3 convolutions 2048 -> 2048 over 8 x 64 x 128 positions, ~10 TFLOP forward; 78 s
+per step) and the reference's mini-batch p2p (48 s per step, 9.5 GB).
 
 Peak memory ("peak MB") = the largest amount of tensor memory allocated **on top of** what existed before
 the step (inputs, weights, queues), over one forward + backward, gradients included:
