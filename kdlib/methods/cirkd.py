@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdlib.engine.distributed import all_gather_cat
-from kdlib.losses._common import compute_dtype, l2_normalize, resize_labels_nearest
+from kdlib.losses._common import compute_dtype, fp32_region, l2_normalize, resize_labels_nearest
 from kdlib.losses.base import DistillLoss, PairSpec
 from kdlib.losses.cirkd import memory_losses_normalised
 from kdlib.losses.functional import cirkd_batch_p2p_loss, cirkd_enqueue, kd_loss
@@ -195,10 +195,11 @@ class CIRKD(DistillLoss):
             s_emb = self.projector(student.feature)
             # the teacher map is normalised and the labels resized once, for both the enqueue and the losses
             # (the values cirkd_memory_losses and enqueue would compute on their own)
-            t_hat = l2_normalize(t_feat.float(), dim=1)
+            with fp32_region(t_feat):
+                t_hat = l2_normalize(t_feat.float(), dim=1)
+                t_hat_loss = (t_hat if compute_dtype(t_feat).dtype == torch.float32
+                              else l2_normalize(compute_dtype(t_feat), dim=1))
             lab = resize_labels_nearest(labels.to(t_feat.device), (h, w))
-            t_hat_loss = (t_hat if compute_dtype(t_feat).dtype == torch.float32
-                          else l2_normalize(compute_dtype(t_feat), dim=1))
             if self.enqueue_first:
                 self._enqueue_prepared(t_hat, lab, keys)
             pq, rq, _, _ = self._queues(t_feat.device)
