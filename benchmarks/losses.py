@@ -41,7 +41,7 @@ queues every step, the same work for both.
 Examples::
 
     OMP_NUM_THREADS=1 python benchmarks/losses.py                    # CPU default (reduced setting)
-    python benchmarks/losses.py --device cuda --out results/bench_losses.md   # paper shapes
+    python benchmarks/losses.py --device cuda --out results/benchmarks/losses_cuda.md   # paper shapes
     python benchmarks/losses.py --only cirkd_memory cirkd_enqueue --batch 8 --scale 1 --repeats 3
     python benchmarks/losses.py --check-only --batch 2 --size 8 16 --scale 0.0625   # agreement only
 
