@@ -397,13 +397,6 @@ def check_case(cfg: Config, name: str, rtol: float = 1e-4, x: Optional[Dict[str,
     return values
 
 
-def time_side(side: Side, backward: bool, device: torch.device, warmup: int, repeats: int,
-              min_time: float = 0.0, max_repeats: int = 200) -> float:
-    """Median seconds of one forward + backward step: ``repeats`` steps, more (up to ``max_repeats``) until
-    ``min_time`` seconds of timed steps have run (fast cases get enough samples to beat timer noise)."""
-    return time_sides([side], backward, device, warmup, repeats, min_time, max_repeats)[0]
-
-
 def time_sides(sides: Sequence[Side], backward: bool, device: torch.device, warmup: int, repeats: int,
                min_time: float = 0.0, max_repeats: int = 200) -> List[float]:
     """Median seconds per step of each side, the sides' steps **interleaved** (A B A B ...).

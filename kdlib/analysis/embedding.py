@@ -25,7 +25,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from kdlib.losses._common import resize_labels_nearest  # noqa: E402
+from kdlib.losses._common import pixel_rows, resize_labels_nearest  # noqa: E402
 
 __all__ = ["resize_labels", "sample_pixel_indices", "tsne_embeddings", "class_silhouette", "plot_tsne",
            "make_tsne_figure"]
@@ -72,7 +72,7 @@ def sample_pixel_indices(labels: Tensor, feature_size: Tuple[int, int], max_poin
 
 def _pixels(feature: Tensor, index: np.ndarray, normalize: bool) -> np.ndarray:
     """(B, C, h, w) → (n, C) float64 rows at flat raster ``index``; optionally L2-normalised per pixel."""
-    rows = feature.detach().float().cpu().permute(0, 2, 3, 1).reshape(-1, feature.shape[1])[torch.from_numpy(index)]
+    rows = pixel_rows(feature.detach().float().cpu())[torch.from_numpy(index)]
     if normalize:
         rows = F.normalize(rows, p=2, dim=1)
     return rows.double().numpy()

@@ -27,6 +27,7 @@ __all__ = [
     "check_same_shape",
     "check_4d",
     "l2_normalize",
+    "pixel_rows",
 ]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -60,6 +61,11 @@ def l2_normalize(x: Tensor, dim: int, eps: float = 1e-12) -> Tensor:
     """
     floor = max(eps * eps, torch.finfo(x.dtype).tiny) if x.is_floating_point() else eps * eps
     return x / x.pow(2).sum(dim, keepdim=True).clamp_min(floor).sqrt()
+
+
+def pixel_rows(x: Tensor) -> Tensor:
+    """(B, C, h, w) -> (B*h*w, C): one row per pixel, in raster order (image-major)."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
 
 
 def _nearest_source_index(out_size: int, in_size: int, device: torch.device) -> Tensor:

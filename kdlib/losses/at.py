@@ -31,9 +31,7 @@ def attention_map(feat: Tensor) -> Tensor:
 
     The L2 normalisation is per sample over the h*w positions (``F.normalize``, eps 1e-12).
     """
-    energy = _ChannelMeanSquare.apply(feat) if feat.requires_grad and torch.is_grad_enabled() \
-        else feat.pow(2).mean(dim=1)
-    return l2_normalize(energy.flatten(1), dim=1)
+    return l2_normalize(_ChannelMeanSquare.apply(feat).flatten(1), dim=1)
 
 
 def at_loss(s_feat: Tensor, t_feat: Tensor) -> Tensor:

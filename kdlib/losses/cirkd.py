@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from kdlib.losses._common import (check_4d, check_same_shape, compute_dtype, fp32_region, l2_normalize,
-                                  resize_labels_nearest)
+                                  pixel_rows, resize_labels_nearest)
 
 __all__ = ["cirkd_batch_p2p_loss", "cirkd_memory_losses", "cirkd_enqueue"]
 
@@ -234,11 +234,6 @@ def cirkd_memory_losses(s_emb: Tensor, t_emb: Tensor, labels: Tensor, pixel_queu
         lab = resize_labels_nearest(labels.to(s_emb.device), tuple(s_emb.shape[-2:]))
         return memory_losses_normalised(s_emb, t_hat, lab, pixel_queue, region_queue, pixel_idx, region_idx, tau,
                                         kd_temperature, ignore_index)
-
-
-def pixel_rows(x: Tensor) -> Tensor:
-    """(B, C, h, w) -> (B*h*w, C): one row per pixel, in raster order (image-major)."""
-    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
 
 
 def memory_losses_normalised(s_emb: Tensor, t_hat: Tensor, labels_small: Tensor, pixel_queue: Tensor,

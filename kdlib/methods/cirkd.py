@@ -166,14 +166,20 @@ class CIRKD(DistillLoss):
             labels: (B, H, W) int64 labels at any resolution (nearest-resized to (h, w)).
             keys: (B, h, w) random keys from :meth:`draw_pixel_keys`.
         """
-        t_hat = l2_normalize(t_feat.detach().float(), dim=1)
-        lab = resize_labels_nearest(labels.to(t_hat.device), tuple(t_hat.shape[-2:]))
-        self._enqueue_prepared(t_hat, lab, keys)
+        self._enqueue_prepared(*self._prepare_teacher(t_feat, labels), keys)
+
+    @staticmethod
+    def _prepare_teacher(t_feat: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+        """(teacher map L2-normalised per pixel, autocast off, in float32 or float64; labels resized to it)."""
+        with fp32_region(t_feat):
+            t_hat = l2_normalize(compute_dtype(t_feat.detach()), dim=1)
+        return t_hat, resize_labels_nearest(labels.to(t_hat.device), tuple(t_hat.shape[-2:]))
 
     @torch.no_grad()
     def _enqueue_prepared(self, t_hat: Tensor, labels_small: Tensor, keys: Tensor) -> None:
-        """:meth:`enqueue` of an already normalised float32 teacher map and labels already at its size."""
-        t_all, lab_all, keys_all = all_gather_cat(t_hat), all_gather_cat(labels_small), all_gather_cat(keys.float())
+        """:meth:`enqueue` of an already normalised teacher map and labels already at its size."""
+        t_all, lab_all = all_gather_cat(t_hat.float()), all_gather_cat(labels_small)
+        keys_all = all_gather_cat(keys.float())
         pq, rq, pp, rp = self._queues(t_hat.device)
         cirkd_enqueue(pq, rq, pp, rp, t_all, lab_all, keys_all, ignore_index=self.ignore_index,
                       pixels_per_class=self.pixels_per_class, pixel_queue_bug=self.pixel_queue_bug)
@@ -194,16 +200,11 @@ class CIRKD(DistillLoss):
             pixel_idx, region_idx = self.draw_contrast_indices(t_feat.device)
             s_emb = self.projector(student.feature)
             # the teacher map is normalised and the labels resized once, for both the enqueue and the losses
-            # (the values cirkd_memory_losses and enqueue would compute on their own)
-            with fp32_region(t_feat):
-                t_hat = l2_normalize(t_feat.float(), dim=1)
-                t_hat_loss = (t_hat if compute_dtype(t_feat).dtype == torch.float32
-                              else l2_normalize(compute_dtype(t_feat), dim=1))
-            lab = resize_labels_nearest(labels.to(t_feat.device), (h, w))
+            t_hat, lab = self._prepare_teacher(t_feat, labels)
             if self.enqueue_first:
                 self._enqueue_prepared(t_hat, lab, keys)
             pq, rq, _, _ = self._queues(t_feat.device)
-            p2p, p2r = memory_losses_normalised(s_emb, t_hat_loss, lab, pq, rq, pixel_idx, region_idx,
+            p2p, p2r = memory_losses_normalised(s_emb, t_hat, lab, pq, rq, pixel_idx, region_idx,
                                                 self.contrast_temperature, self.contrast_kd_temperature,
                                                 self.ignore_index)
             if not self.enqueue_first:
