@@ -120,6 +120,10 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     slurm = dict(parse_param(spec) for spec in args.slurm) if args.slurm else {}
     slurm = {k: v[0] for k, v in slurm.items()}
+    if args.gpus_per_cell:
+        from kdlib.analysis.grid import gpus_per_cell
+
+        gpus_per_cell(params, slurm, args.gpus_per_cell)
     table, results = run_grid(args.notebook, params, seeds, jobs=args.jobs, results_root=args.results_root,
                               study=args.study, progress=not args.quiet, executor=args.executor,
                               slurm_options=slurm)
@@ -131,6 +135,17 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     if report:
         print(report, file=sys.stderr)
         return 1
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from kdlib.analysis.grid import parse_param
+    from kdlib.analysis.plan import format_runs, plan_grid, plan_summary
+
+    params = dict(parse_param(spec) for spec in args.param)
+    runs = plan_grid(args.notebook, params)
+    sys.stdout.write(format_runs(runs))
+    print(plan_summary(runs, args.seconds_per_iteration), file=sys.stderr)
     return 0
 
 
@@ -273,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "wall time). Exit status 1 if any cell failed.",
         epilog="examples:\n  kdlib grid notebooks/train_config.py --param method=none,kd --seeds 0,1,2 --jobs 2\n"
                "  kdlib grid notebooks/train_config.py --param 'extra=method_options.temperature=1,"
-               "method_options.temperature=4'")
+               "method_options.temperature=4'\n"
+               "  kdlib grid notebooks/cirkd_table1.py --param preset=cityscapes --param imagenet_dir=pretrained "
+               "--param 'seeds=\"0,1,2\"' --executor slurm --gpus-per-cell 8 --slurm slurm_partition=gpu")
     grid.add_argument("notebook", help="notebook (.ipynb or jupytext .py) with a cell tagged 'parameters'")
     grid.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
                       help="a notebook parameter and its values (YAML; commas inside [] are kept); repeatable")
@@ -286,8 +303,33 @@ def build_parser() -> argparse.ArgumentParser:
                            "executor")
     grid.add_argument("--slurm", action="append", metavar="KEY=VALUE",
                       help="submitit/Slurm parameter, e.g. slurm_partition=gpu, gpus_per_node=8; repeatable")
+    grid.add_argument("--gpus-per-cell", type=int, metavar="N",
+                      help="N GPUs for every cell: passes nproc_per_node=N to the notebook (its runs train with "
+                           "torchrun) and, with --executor slurm, asks Slurm for N GPUs and one task per cell")
     grid.add_argument("--quiet", action="store_true", help="no progress bar")
     grid.set_defaults(func=_cmd_grid)
+
+    plan = sub.add_parser(
+        "plan", help="list every training run a notebook would make, resolved and checked; trains nothing",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Execute NOTEBOOK with its parameters in planning mode: every run it would train is resolved "
+                    "(preset < method paper defaults < overrides), checked (names, method options, the ImageNet "
+                    "file of each student, GPUs for nproc_per_node) and printed as one JSON object per line: "
+                    "{run_id, run_dir, nproc_per_node, status (new / resumable / finished), config}, where config "
+                    "is what the run's config.yaml will hold. Needs neither the datasets nor the teachers; writes "
+                    "nothing. A summary (runs, iterations to train, GPU-hours with --seconds-per-iteration) goes "
+                    "to stderr. Several values of a --param plan every combination, as kdlib grid would run them.",
+        epilog="examples:\n  kdlib plan notebooks/cirkd_table1.py --param preset=cityscapes "
+               "--param imagenet_dir=pretrained --param teacher_checkpoint=deeplabv3_resnet101_citys_best_model.pth "
+               "--param seeds=0,1,2\n  kdlib plan notebooks/cirkd_table2.py --param preset=camvid --param "
+               "imagenet_dir=pretrained --param nproc_per_node=8 --seconds-per-iteration 0.6 | jq .run_id")
+    plan.add_argument("notebook", help="notebook (.ipynb or jupytext .py) with a cell tagged 'parameters'")
+    plan.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
+                      help="a notebook parameter and its value(s), as for kdlib grid; repeatable")
+    plan.add_argument("--seconds-per-iteration", type=float, metavar="S",
+                      help="wall seconds per training iteration of one run, to estimate GPU-hours "
+                           "(iterations x S x nproc_per_node)")
+    plan.set_defaults(func=_cmd_plan)
 
     proxy = sub.add_parser(
         "proxy", help="the proxy study: every table and ablation of both papers on the built-in data (hours)",

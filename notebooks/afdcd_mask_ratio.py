@@ -29,6 +29,9 @@ student = "deeplabv3_resnet18"
 values = "0.25,0.5,0.65,0.75,0.9"           # zeta, comma-separated
 seeds = "0"                                 # comma-separated
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
+imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
+                                            # each student gets its own; paper presets need it; none: no ImageNet init
+nproc_per_node = 1                          # processes (GPUs) per run; above 1 trains each run with torchrun
 extra = ""                                  # more kdlib train overrides, as in train_config.py
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/afdcd_mask_ratio"
@@ -43,5 +46,6 @@ from kdlib.analysis.tables import render_table
 
 summary, runs = reproduce_sweep(sweep, preset, student, values, [int(s) for s in split_list(seeds)], output_dir,
                                 figures_dir, common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
-    runs_root=runs_root or None)
+    runs_root=runs_root or None, imagenet_dir=imagenet_dir,
+    nproc_per_node=nproc_per_node)
 print(render_table(summary))

@@ -31,6 +31,9 @@ student = "deeplabv3_resnet18"              # presumably the paper's pair R101 t
 methods = "cirkd,afdcd"                     # comma-separated; none adds the student alone
 seeds = "0"                                 # comma-separated
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
+imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
+                                            # each student gets its own; paper presets need it; none: no ImageNet init
+nproc_per_node = 1                          # processes (GPUs) per run; above 1 trains each run with torchrun
 extra = ""                                  # more kdlib train overrides, as in train_config.py
 output_dir = "results/afdcd_table5"
 figures_dir = "figures/afdcd_table5"
@@ -43,5 +46,6 @@ from kdlib.analysis.study import split_list
 from kdlib.analysis.tables import render_table
 
 summary, runs = compare_cost(preset, student, split_list(methods), [int(s) for s in split_list(seeds)], output_dir,
-                             figures_dir, common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)})
+                             figures_dir, common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
+                             imagenet_dir=imagenet_dir, nproc_per_node=nproc_per_node)
 print(render_table(summary))

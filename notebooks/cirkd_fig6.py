@@ -32,6 +32,9 @@ pixel_queue_sizes = "2500,5000,10000,20000,40000"    # N_p per class, comma-sepa
 region_queue_sizes = "250,500,1000,2000,4000"        # N_r per class (empty: skip panel b)
 seeds = "0"                                 # comma-separated
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
+imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
+                                            # each student gets its own; paper presets need it; none: no ImageNet init
+nproc_per_node = 1                          # processes (GPUs) per run; above 1 trains each run with torchrun
 extra = ""                                  # more kdlib train overrides, as in train_config.py
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/cirkd_fig6"
@@ -48,5 +51,6 @@ summary, runs = reproduce_figure("cirkd_fig6", preset, student,
                                  {"cirkd_pixel_queue": pixel_queue_sizes, "cirkd_region_queue": region_queue_sizes},
                                  [int(s) for s in split_list(seeds)], output_dir, figures_dir,
                                  common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
-    runs_root=runs_root or None)
+    runs_root=runs_root or None, imagenet_dir=imagenet_dir,
+    nproc_per_node=nproc_per_node)
 print(render_table(summary))

@@ -33,6 +33,9 @@ pixel_contrast_sizes = "1024,2048,4096,8192,16384"   # K_p (empty: skip panel b)
 region_contrast_sizes = "256,512,1024,2048,4096"     # K_r (empty: skip panel c)
 seeds = "0"                                 # comma-separated
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
+imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
+                                            # each student gets its own; paper presets need it; none: no ImageNet init
+nproc_per_node = 1                          # processes (GPUs) per run; above 1 trains each run with torchrun
 extra = ""                                  # more kdlib train overrides, as in train_config.py
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/cirkd_fig7"
@@ -50,5 +53,6 @@ summary, runs = reproduce_figure("cirkd_fig7", preset, student,
                                   "cirkd_region_contrast": region_contrast_sizes},
                                  [int(s) for s in split_list(seeds)], output_dir, figures_dir,
                                  common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
-    runs_root=runs_root or None)
+    runs_root=runs_root or None, imagenet_dir=imagenet_dir,
+    nproc_per_node=nproc_per_node)
 print(render_table(summary))

@@ -29,6 +29,9 @@ methods = "none,skd,ifvd,cwd,cirkd"
 no_imagenet_students = "deeplabv3_resnet18"  # the R18* row without ImageNet init; empty skips it
 seeds = "0"                                 # comma-separated
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
+imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
+                                            # each student gets its own; paper presets need it; none: no ImageNet init
+nproc_per_node = 1                          # processes (GPUs) per run; above 1 trains each run with torchrun
 extra = ""                                  # more kdlib train overrides, as in train_config.py
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/cirkd_table1"
@@ -44,17 +47,22 @@ from kdlib.analysis.tables import render_table
 common = {"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)}
 result, runs = reproduce_table(table, preset, split_list(students), split_list(methods),
                                [int(s) for s in split_list(seeds)], output_dir, figures_dir, common=common,
-                               runs_root=runs_root or None)
+                               runs_root=runs_root or None, imagenet_dir=imagenet_dir,
+                               nproc_per_node=nproc_per_node)
 print(render_table(result))
 
 # %% [markdown]
-# The paper's DeepLabV3-R18* row: the same students trained without ImageNet initialisation (written to
-# `output_dir/no_imagenet`; on the built-in data these are the runs above, reused).
+# The paper's DeepLabV3-R18* row: the same students trained without ImageNet initialisation
+# (`student_imagenet=none`, recorded in each run's config; summary in `output_dir/no_imagenet`). When the
+# main pass has ImageNet files (`imagenet_dir`), these runs are named `..._init-none_...`, so both passes
+# live side by side in one `runs_root`; on the built-in data (nothing ImageNet-initialised) they are the runs
+# above, reused.
 
 # %%
 if no_imagenet_students:
     no_imagenet, _ = reproduce_table("cirkd_table1_no_imagenet", preset, split_list(no_imagenet_students),
                                      split_list(methods), [int(s) for s in split_list(seeds)],
                                      f"{output_dir}/no_imagenet", None, common=common,
-                                     runs_root=runs_root or f"{output_dir}/runs")
+                                     runs_root=runs_root or f"{output_dir}/runs", imagenet_dir=imagenet_dir,
+                                     nproc_per_node=nproc_per_node)
     print(render_table(no_imagenet))

@@ -28,6 +28,9 @@ students = "deeplabv3_resnet18,pspnet_resnet18"
 methods = "none,skd,ifvd,cwd,cirkd"
 seeds = "0"                                 # comma-separated
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
+imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
+                                            # each student gets its own; paper presets need it; none: no ImageNet init
+nproc_per_node = 1                          # processes (GPUs) per run; above 1 trains each run with torchrun
 extra = ""                                  # more kdlib train overrides, as in train_config.py
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/cirkd_table2"
@@ -43,5 +46,6 @@ from kdlib.analysis.tables import render_table
 result, runs = reproduce_table(table, preset, split_list(students), split_list(methods),
                                [int(s) for s in split_list(seeds)], output_dir, figures_dir,
                                common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
-    runs_root=runs_root or None)
+    runs_root=runs_root or None, imagenet_dir=imagenet_dir,
+    nproc_per_node=nproc_per_node)
 print(render_table(result))

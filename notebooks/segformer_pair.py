@@ -50,6 +50,9 @@ methods = "none,skd,ifvd,cwd,cirkd,afdcd"
 seeds = "0"                                 # comma-separated
 teacher = "segformer_mit_b4"
 teacher_checkpoint = "runs/quick/segformer_teacher"   # kdlib run dir of the MiT-B4 teacher
+imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
+                                            # each student gets its own; paper presets need it; none: no ImageNet init
+nproc_per_node = 1                          # processes (GPUs) per run; above 1 trains each run with torchrun
 width = 0.25                                # student and teacher width (1.0 for the README models)
 lr = 0.003                                  # AdamW lr; 0 keeps the preset lr (cityscapes_segformer 2e-4)
 cirkd_pixel_memory = 2000                   # CIRKD pixel queue N_p of the official SegFormer script
@@ -71,5 +74,6 @@ per_method = {"cirkd": {"method_options": {"pixel_memory_size": cirkd_pixel_memo
               "afdcd": {"method_options": {"patch": afdcd_patch}}}
 result, runs = reproduce_table(table, preset, split_list(students), split_list(methods),
                                [int(s) for s in split_list(seeds)], output_dir, figures_dir, common=common,
-                               method_overrides=per_method)
+                               method_overrides=per_method, imagenet_dir=imagenet_dir,
+                               nproc_per_node=nproc_per_node)
 print(render_table(result))

@@ -31,6 +31,7 @@ teacher_checkpoint = "runs/quick/teacher"  # kdlib run dir / checkpoint or offic
 iterations = 0              # 0: the preset's
 extra = ""                  # more kdlib train overrides (format: see above)
 nproc_per_node = 1          # >1: train with torchrun in that many processes (one per GPU)
+imagenet_dir = ""           # folder of the official ImageNet files (the student's is used); none: no ImageNet init
 output_dir = ""             # set by kdlib grid: where metrics.json and the run directory go
 
 # %%
@@ -44,7 +45,7 @@ if method != "none":
 if iterations:
     overrides["iterations"] = iterations
 run_dir = Path(output_dir or f"runs/notebook/{method}-seed{seed}") / "run"
-result = train_config(preset, overrides, run_dir, nproc_per_node=nproc_per_node)
+result = train_config(preset, overrides, run_dir, nproc_per_node=nproc_per_node, imagenet_dir=imagenet_dir)
 print(f"{method} seed {seed}: mIoU {100 * result['miou']:.2f} %")
 
 # %%

@@ -137,7 +137,8 @@ def _ordered(table: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
 def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[str], seeds: Sequence[int],
                        output_dir: os.PathLike, figures_dir: Optional[os.PathLike] = None,
                        common: Optional[Mapping[str, Any]] = None, weights: Optional[Mapping[str, float]] = None,
-                       progress: bool = True, runs_root: Optional[os.PathLike] = None
+                       progress: bool = True, runs_root: Optional[os.PathLike] = None,
+                       imagenet_dir: Optional[os.PathLike] = None, nproc_per_node: int = 1
                        ) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """Train (or reuse) every variant × seed, compare with the paper's ablation rows; return (table, runs).
 
@@ -148,7 +149,8 @@ def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[
     * Without paper numbers (Af-DCD): our mean, CI and gain over ``ce`` only.
 
     ``common``'s ``loss_weights`` (if any) choose the included terms' weights, as ``weights`` does.
-    ``runs_root`` (default ``output_dir/runs``) holds the runs; notebooks may share one.
+    ``runs_root`` (default ``output_dir/runs``) holds the runs; notebooks may share one. ``imagenet_dir`` and
+    ``nproc_per_node``: as in :func:`kdlib.analysis.study.run_study`.
     Writes ``output_dir/runs.csv`` (with ``variant``, ``method`` and the ``loss_weights`` of each run),
     ``output_dir/summary.csv``, ``output_dir/metrics.json`` and ``figures_dir/miou.{png,pdf}`` (bars per variant).
     """
@@ -169,7 +171,7 @@ def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[
     params = [{"student": student, "variant": v} for v in variants]
     output_dir = Path(output_dir)
     runs = run_study(preset, overrides, seeds, study_runs_root(output_dir, runs_root), common, progress=progress,
-                     params=params)
+                     params=params, imagenet_dir=imagenet_dir, nproc_per_node=nproc_per_node)
     by_variant = dict(zip(variants, overrides))
     runs.insert(2, "method", runs["variant"].map(lambda v: by_variant[v]["method"]))
     runs.insert(3, "loss_weights", runs["variant"].map(lambda v: str(by_variant[v].get("loss_weights", {}))))
@@ -191,6 +193,9 @@ def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[
         table["student"] = table["student"].fillna(student)
         table = table[["student", *[c for c in table.columns if c != "student"]]]
     table = _ordered(table, [*variants, *paper["variant"]])
+    from kdlib.analysis.reproduce import with_final_model
+
+    table = with_final_model(table, runs, ["student", "variant"])
 
     output_dir.mkdir(parents=True, exist_ok=True)
     runs.to_csv(output_dir / "runs.csv", index=False)

@@ -171,7 +171,8 @@ def summarize_cost(runs: pd.DataFrame) -> pd.DataFrame:
 def compare_cost(preset: str, student: str, methods: Sequence[str] = ("cirkd", "afdcd"),
                  seeds: Sequence[int] = (0,), output_dir: os.PathLike = "results/afdcd_table5",
                  figures_dir: Optional[os.PathLike] = None, common: Optional[Mapping[str, Any]] = None,
-                 progress: bool = True, isolate: bool = True) -> Tuple[pd.DataFrame, pd.DataFrame]:
+                 progress: bool = True, isolate: bool = True, imagenet_dir: Optional[os.PathLike] = None,
+                 nproc_per_node: int = 1) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """Train (or reuse) every method × seed, each in a fresh process; compare time / memory; (summary, runs).
 
     Args:
@@ -185,12 +186,16 @@ def compare_cost(preset: str, student: str, methods: Sequence[str] = ("cirkd", "
             beside the paper's, when CIRKD is among the methods; else ours in absolute units).
         isolate: train each run in a subprocess (``False``: in this process, e.g. for debugging; then the
             peak memory of later runs includes earlier ones' on CPU).
+        imagenet_dir: folder of the official ImageNet files (paper presets need the student's), or ``"none"``.
+        nproc_per_node: > 1 trains every run with ``torchrun`` (itself a fresh process per run).
     """
     import pandas as pd
 
     import kdlib.methods  # noqa: F401  (registers the methods)
     from kdlib.analysis.grid import run_id
     from kdlib.analysis.notebook import save_metrics, train_config
+    from kdlib.analysis.plan import active_plan, stop_if_planning
+    from kdlib.engine.preflight import imagenet_path
     from kdlib.engine.config import resolve_config
     from kdlib.registry import LOSSES
     from tqdm.auto import tqdm
@@ -214,9 +219,15 @@ def compare_cost(preset: str, student: str, methods: Sequence[str] = ("cirkd", "
         overrides = {**common, "student": student, "method": method, "seed": seed}
         if method == "none":
             overrides.pop("teacher_checkpoint", None)
+        if imagenet_dir not in (None, "") and "student_imagenet" not in overrides:
+            overrides["student_imagenet"] = imagenet_path(imagenet_dir, student)
         run_dir = output_dir / "runs" / run_id(columns)
-        result = (train_isolated(preset, overrides, run_dir) if isolate
-                  else train_config(preset, overrides, run_dir))
+        if isolate and nproc_per_node <= 1 and active_plan() is None:
+            result = train_isolated(preset, overrides, run_dir)
+        else:
+            result = train_config(preset, overrides, run_dir, nproc_per_node=nproc_per_node)
+        if active_plan() is not None:   # kdlib plan: recorded, nothing to measure
+            continue
         step = step_seconds(run_dir / "log.jsonl")
         peak, source = run_peak_memory(run_dir, result)
         row = {**columns, "miou": result["miou"], "pixel_acc": result["pixel_acc"],
@@ -225,6 +236,7 @@ def compare_cost(preset: str, student: str, methods: Sequence[str] = ("cirkd", "
                "memory_source": source, "device": result.get("device"), "isolated": bool(isolate)}
         row.update({f"iou/{k}": v for k, v in result["per_class_iou"].items()})
         rows.append(row)
+    stop_if_planning()
     runs = pd.DataFrame(rows)
     summary = summarize_cost(runs)
 

@@ -189,9 +189,12 @@ def run_grid(notebook: os.PathLike, params: Mapping[str, Sequence[Any]], seeds: 
     Slurm job array through submitit (``slurm_options`` go to ``executor.update_parameters``; ``"submitit-local"``
     uses submitit's local executor, for tests).
     """
+    from kdlib.analysis.plan import check_parameters
+
     notebook = Path(notebook)
     if not notebook.is_file():
         raise FileNotFoundError(f"notebook not found: {notebook}")
+    check_parameters(notebook, [k for k in params if k != "seed"])   # a typo is refused, not run with defaults
     study_dir = Path(results_root) / (study or study_name(notebook))
     cells = expand_grid(params, seeds)
     todo, results = [], []
@@ -210,6 +213,18 @@ def run_grid(notebook: os.PathLike, params: Mapping[str, Sequence[Any]], seeds: 
             raise ValueError(f"unknown executor {executor!r}; use local, slurm or submitit-local")
     table = collect_runs(study_dir)
     return table, results
+
+
+def gpus_per_cell(params: Dict[str, Sequence[Any]], slurm_options: Dict[str, Any], gpus: int) -> None:
+    """Give every cell ``gpus`` GPUs: the notebooks' ``nproc_per_node`` (each run is launched with ``torchrun``
+    inside the cell) and the Slurm job's ``gpus_per_node`` with one task (in place)."""
+    if gpus < 1:
+        raise ValueError(f"--gpus-per-cell must be >= 1, got {gpus}")
+    if "nproc_per_node" in params and list(params["nproc_per_node"]) != [gpus]:
+        raise ValueError(f"--gpus-per-cell {gpus} sets nproc_per_node; drop --param nproc_per_node")
+    params["nproc_per_node"] = [gpus]
+    slurm_options.setdefault("gpus_per_node", gpus)
+    slurm_options.setdefault("tasks_per_node", 1)
 
 
 def kernel_threads(jobs: int, cpus: Optional[int] = None) -> Optional[int]:
@@ -319,5 +334,5 @@ def failure_report(results: Iterable[CellResult]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CellResult", "collect_runs", "expand_grid", "failure_report", "is_done", "parse_param",
+__all__ = ["CellResult", "collect_runs", "expand_grid", "failure_report", "gpus_per_cell", "is_done", "parse_param",
            "run_cell", "run_grid", "run_id", "split_values", "study_name"]

@@ -11,7 +11,9 @@ from kdlib.analysis.grid import METRICS_FILE
 
 def save_metrics(output_dir: Optional[os.PathLike], metrics: Mapping[str, Any]) -> Optional[Path]:
     """Write ``metrics`` as ``<output_dir>/metrics.json`` (atomically); ``None`` output_dir: do nothing."""
-    if not output_dir:
+    from kdlib.analysis.plan import active_plan
+
+    if not output_dir or active_plan() is not None:   # kdlib plan writes nothing
         return None
     path = Path(output_dir) / METRICS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,11 +31,17 @@ def parse_extra(extra: str) -> Dict[str, Any]:
 
 
 def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike,
-                 progress: bool = False, nproc_per_node: int = 1) -> Dict[str, Any]:
+                 progress: bool = False, nproc_per_node: int = 1,
+                 imagenet_dir: Optional[os.PathLike] = None) -> Dict[str, Any]:
     """Resolve ``preset`` + ``overrides`` and train into ``run_dir`` (reused if it already finished).
 
     ``nproc_per_node > 1`` trains in that many processes (``torchrun --standalone``, DDP: one per GPU, or
     gloo on CPU) instead of in this kernel; the result is read back from the run's ``metrics.json``.
+    ``imagenet_dir``: a folder of the official ImageNet files; the student's own file is used unless
+    ``overrides`` set ``student_imagenet`` (``"none"``: no ImageNet initialisation, recorded).
+    Before training, :func:`kdlib.engine.preflight.check_run` stops a run that cannot work (a paper preset
+    without its ImageNet file, unknown names or options, more processes than GPUs). Under ``kdlib plan``
+    (:mod:`kdlib.analysis.plan`) the run is checked and recorded instead of trained.
     """
     import sys
 
@@ -41,11 +49,22 @@ def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike
     from kdlib.engine.rundir import reusable_result
     from kdlib.engine.trainer import train
 
+    from kdlib.analysis.plan import active_plan
+    from kdlib.engine.preflight import check_run, imagenet_path
+
     run_dir = Path(run_dir)
-    cfg = resolve_config(preset, {**dict(overrides), "run_dir": str(run_dir)})
+    overrides = {**dict(overrides), "run_dir": str(run_dir)}
+    cfg = resolve_config(preset, overrides)
+    if imagenet_dir not in (None, "") and "student_imagenet" not in overrides:
+        cfg = resolve_config(preset, {**overrides, "student_imagenet": imagenet_path(imagenet_dir, cfg.student)})
+    plan = active_plan()
+    if plan is not None:   # `kdlib plan`: check and record the run, train nothing
+        check_run(cfg, nproc_per_node)
+        return plan.record(cfg, run_dir, nproc_per_node)
     done = reusable_result(run_dir, cfg.to_yaml(), "use another output_dir, or delete that run to retrain it")
     if done is not None:
         return done
+    check_run(cfg, nproc_per_node)
     resume = (run_dir / "config.yaml").is_file()
     if nproc_per_node <= 1:
         return train(cfg, resume=resume, progress=progress)

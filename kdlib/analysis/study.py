@@ -23,7 +23,8 @@ def split_list(text: str) -> List[str]:
 
 def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence[int],
               runs_root: os.PathLike, common: Optional[Mapping[str, Any]] = None,
-              progress: bool = True, params: Optional[Sequence[Mapping[str, Any]]] = None) -> pd.DataFrame:
+              progress: bool = True, params: Optional[Sequence[Mapping[str, Any]]] = None,
+              imagenet_dir: Optional[os.PathLike] = None, nproc_per_node: int = 1) -> pd.DataFrame:
     """Train (or reuse) every ``config`` × ``seed`` under ``runs_root/<run-id>`` and return the runs table.
 
     Args:
@@ -35,29 +36,52 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
         common: overrides shared by all runs (data root, iterations, teacher checkpoint, ...).
         params: per-config parameter columns naming the run (run id and the table's columns) instead of the
             config itself, e.g. ``{"variant": "ce+kd"}`` for overrides holding a ``loss_weights`` dict.
+        imagenet_dir: folder of the official ImageNet files: each run's student gets its own file
+            (:func:`kdlib.engine.preflight.imagenet_path`) unless its overrides set ``student_imagenet``;
+            ``"none"``: no ImageNet initialisation, recorded; ``None`` / ``""``: the preset decides.
+        nproc_per_node: processes per run (``torchrun``; 1 trains in this process).
+
+    Rows carry the reported ``miou`` (the config's ``report_checkpoint`` on its ``final_split``), the best
+    periodic validation ``best_miou`` (on ``val_split``), and both models on the final split
+    (``best_checkpoint_miou``, ``final_model_miou``). Under ``kdlib plan`` the runs are recorded, not
+    trained, and the study stops here (:class:`kdlib.analysis.plan.PlanStop`).
     """
     from kdlib.analysis.notebook import train_config
+    from kdlib.analysis.plan import stop_if_planning
 
     rows: List[Dict[str, Any]] = []
     if params is not None and len(params) != len(configs):
         raise ValueError(f"params has {len(params)} entries for {len(configs)} configs")
     names = list(params) if params is not None else list(configs)
     cells = [(dict(cfg), dict(name), int(seed)) for cfg, name in zip(configs, names) for seed in seeds]
-    for cfg, name, seed in tqdm(cells, desc="study", disable=not progress):
+    from kdlib.analysis.plan import active_plan
+
+    for cfg, name, seed in tqdm(cells, desc="study", disable=not progress or active_plan() is not None):
         columns = {**name, "seed": seed}
         overrides = {**dict(common or {}), **cfg, "seed": seed}
         if overrides.get("method", "none") == "none":
             overrides.pop("teacher_checkpoint", None)
-        result = train_config(preset, overrides, Path(runs_root) / run_id(columns))
+        result = train_config(preset, overrides, Path(runs_root) / run_id(columns), nproc_per_node=nproc_per_node,
+                              imagenet_dir=imagenet_dir)
         row: Dict[str, Any] = {**columns, "miou": result["miou"], "pixel_acc": result["pixel_acc"],
                                "best_miou": result.get("best_miou"), "wall_time_s": result.get("wall_time_s")}
+        for key in REPORT_COLUMNS:   # runs made before these existed: absent, not invented
+            if key in result:
+                row[key] = result[key]
         row.update({f"iou/{name}": value for name, value in result["per_class_iou"].items()})
         # the trainer's peak memory (MB): CUDA max allocated, or on CPU this process's RSS high-water mark
         # since the run started (kdlib.engine.trainer.peak_memory_mb; kdlib.analysis.cost isolates runs)
         row["peak_memory_mb"] = result.get("peak_memory_mb")
         row.update(_provenance(Path(runs_root) / run_id(columns)))
         rows.append(row)
+    stop_if_planning()
     return pd.DataFrame(rows)
+
+
+# what each reported number is: see kdlib.engine.trainer.final_evaluation
+REPORT_COLUMNS = ("report_checkpoint", "final_split", "best_checkpoint_miou", "final_model_miou", "val_split",
+                  "best_iteration")
+
 
 
 def _provenance(run_dir: Path) -> Dict[str, Any]:

@@ -402,7 +402,8 @@ def _order_key(row: pd.Series, spec: SweepSpec) -> Tuple[float, float]:
 
 def _run_sweeps(requests: Sequence[Tuple[str, Sequence[Any]]], preset: str, student: Optional[str],
                 seeds: Sequence[int], output_dir: Path, common: Optional[Mapping[str, Any]], progress: bool,
-                include_default: bool, runs_root: Optional[os.PathLike] = None
+                include_default: bool, runs_root: Optional[os.PathLike] = None,
+                imagenet_dir: Optional[os.PathLike] = None, nproc_per_node: int = 1
                 ) -> Tuple[pd.DataFrame, pd.DataFrame, Dict[str, Any]]:
     """Train every (sweep, value) × seed under ``output_dir/runs``; return (summary, runs, info)."""
     from kdlib.analysis.grid import run_id
@@ -456,7 +457,8 @@ def _run_sweeps(requests: Sequence[Tuple[str, Sequence[Any]]], preset: str, stud
         unique.setdefault(tuple(prm.items()), i)
     keep = sorted(unique.values())
     runs = run_study(preset, [configs[i] for i in keep], seeds, study_runs_root(output_dir, runs_root), common,
-                     progress=progress, params=[params[i] for i in keep])
+                     progress=progress, params=[params[i] for i in keep], imagenet_dir=imagenet_dir,
+                     nproc_per_node=nproc_per_node)
     metric_columns = [c for c in runs.columns if c not in ("student", "method", "setting", "seed")]
     metric_columns = ([c for c in metric_columns if not c.startswith("iou/")]
                       + [c for c in metric_columns if c.startswith("iou/")])
@@ -540,7 +542,8 @@ def _only(summary: pd.DataFrame, name: str) -> pd.DataFrame:
 def reproduce_sweep(name: str, preset: str, student: Optional[str], values: Union[str, Sequence[Any], None],
                     seeds: Sequence[int], output_dir: os.PathLike, figures_dir: Optional[os.PathLike] = None,
                     common: Optional[Mapping[str, Any]] = None, progress: bool = True,
-                    include_default: bool = False, runs_root: Optional[os.PathLike] = None
+                    include_default: bool = False, runs_root: Optional[os.PathLike] = None,
+                    imagenet_dir: Optional[os.PathLike] = None, nproc_per_node: int = 1
                     ) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """Train (or reuse) the sweep's method at every value × seed and draw its ablation curve; (summary, runs).
 
@@ -563,11 +566,12 @@ def reproduce_sweep(name: str, preset: str, student: Optional[str], values: Unio
         common: overrides of every run (teacher checkpoint, data root, iterations, ...).
         include_default: also train the paper's default value when ``values`` lacks it.
         runs_root: where the runs go instead of ``output_dir/runs`` (several sweep notebooks may share one).
+        imagenet_dir, nproc_per_node: as in :func:`kdlib.analysis.study.run_study`.
     """
     spec = get_sweep(name)
     output_dir = Path(output_dir)
     summary, runs, info = _run_sweeps([(name, values)], preset, student, seeds, output_dir, common, progress,
-                                      include_default, runs_root)
+                                      include_default, runs_root, imagenet_dir, nproc_per_node)
     if figures_dir:  # None or "" (a notebook parameter): no figure
         from kdlib.analysis.sweep_plots import plot_sweep
 
@@ -582,7 +586,8 @@ def reproduce_figure(figure: str, preset: str, student: Optional[str],
                      values: Mapping[str, Union[str, Sequence[Any], None]], seeds: Sequence[int],
                      output_dir: os.PathLike, figures_dir: Optional[os.PathLike] = None,
                      common: Optional[Mapping[str, Any]] = None, progress: bool = True,
-                     runs_root: Optional[os.PathLike] = None) -> Tuple[pd.DataFrame, pd.DataFrame]:
+                     runs_root: Optional[os.PathLike] = None, imagenet_dir: Optional[os.PathLike] = None,
+                     nproc_per_node: int = 1) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """Several sweeps of one paper figure (:data:`FIGURES`: ``cirkd_fig6``, ``cirkd_fig7``); (summary, runs).
 
     ``values`` maps each panel's sweep name to its values (``""`` / missing: that panel is skipped). The runs
@@ -602,7 +607,7 @@ def reproduce_figure(figure: str, preset: str, student: Optional[str],
         raise ValueError(f"{figure}: no values for any panel")
     output_dir = Path(output_dir)
     summary, runs, info = _run_sweeps(requests, preset, student, seeds, output_dir, common, progress, False,
-                                      runs_root)
+                                      runs_root, imagenet_dir, nproc_per_node)
     if figures_dir:  # None or "": no figure
         from kdlib.analysis.sweep_plots import plot_panels, plot_sweep
 

@@ -19,13 +19,14 @@ class TrainConfig:
     data_root: str = field(default="data/synthetic_streets", metadata={"help": "dataset root in its official layout"})
     dataset_options: Dict[str, Any] = field(default_factory=dict, metadata={"help": "extra build_dataset options (both splits)"})
     train_split: str = field(default="train", metadata={"help": "split used for training"})
-    val_split: str = field(default="val", metadata={"help": "split evaluated periodically and at the end (CamVid papers: val during training, test at the end)"})
+    val_split: str = field(default="val", metadata={"help": "split of the periodic validations that select the best checkpoint"})
+    final_split: Optional[str] = field(default=None, metadata={"help": "split the reported number is on (None: val_split; CamVid paper presets: test)"})
     crop_size: Tuple[int, int] = field(default=(512, 1024), metadata={"help": "training crop (H, W)"})
     max_val_samples: Optional[int] = field(default=None, metadata={"help": "evaluate on the first N val images only (tiny runs)"})
     # ---- models ----
     student: str = field(default="deeplabv3_resnet18", metadata={"help": "student model name (kdlib info lists them)"})
     student_width: float = field(default=1.0, metadata={"help": "student channel multiplier (1.0 = paper model)"})
-    student_imagenet: Optional[str] = field(default=None, metadata={"help": "path to the official ImageNet backbone file"})
+    student_imagenet: Optional[str] = field(default=None, metadata={"help": "the student's official ImageNet file (required by paper presets); 'none' = no ImageNet init (CIRKD's R18* row)"})
     aux: bool = field(default=True, metadata={"help": "auxiliary FCN head (ResNet students)"})
     aux_weight: float = field(default=0.4, metadata={"help": "weight of the auxiliary CE (SPEC §3.1)"})
     teacher: Optional[str] = field(default=None, metadata={"help": "teacher model name (None: no distillation)"})
@@ -45,6 +46,7 @@ class TrainConfig:
     poly_power: float = field(default=0.9, metadata={"help": "poly schedule power: lr_t = lr * (1 - (t-1)/T) ** power"})
     # ---- evaluation, logging, checkpoints ----
     eval_interval: int = field(default=800, metadata={"help": "evaluate every N iterations (and at the end); best checkpoint kept"})
+    report_checkpoint: str = field(default="final", metadata={"help": "what 'miou' reports: best (the best periodic validation's checkpoint, the papers') or final (the last iteration's model)"})
     checkpoint_interval: int = field(default=800, metadata={"help": "write the resumable checkpoint every N iterations"})
     log_interval: int = field(default=10, metadata={"help": "log loss terms to log.jsonl every N iterations"})
     eval_flip: bool = field(default=False, metadata={"help": "average predictions with the horizontally flipped image (off in the papers)"})
@@ -105,6 +107,26 @@ class TrainConfig:
                              f"teacher_checkpoint=<kdlib run dir or official checkpoint>")
         if len(self.crop_size) != 2:
             raise ValueError("crop_size must be (H, W)")
+        if self.report_checkpoint not in REPORT_CHECKPOINTS:
+            raise ValueError(f"report_checkpoint must be best or final, got {self.report_checkpoint!r}")
+
+    @property
+    def reported_split(self) -> str:
+        """The split the reported number is on: ``final_split``, or ``val_split`` when unset."""
+        return self.final_split or self.val_split
+
+
+REPORT_CHECKPOINTS = ("best", "final")
+NO_IMAGENET = "none"  # student_imagenet value of the explicit opt-out (CIRKD Table 1's R18* setting)
+
+
+def normalise_fields(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Fill the fields whose unset value means another field's value (``final_split`` None -> ``val_split``),
+    so that a resolved config states them and two configs compare by meaning."""
+    out = dict(data)
+    if out.get("final_split") in (None, ""):
+        out["final_split"] = out.get("val_split", "val")
+    return out
 
 
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
@@ -158,7 +180,7 @@ def resolve_config(preset: Optional[str] = None, overrides: Optional[Dict[str, A
     dataset = overrides.get("dataset", data["dataset"])
     data = merge(data, method_defaults(method, dataset))
     data = merge(data, overrides)
-    return TrainConfig.from_dict(data)
+    return TrainConfig.from_dict(normalise_fields(data))
 
 
 def load_config_file(path: str) -> Dict[str, Any]:

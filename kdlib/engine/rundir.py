@@ -127,12 +127,12 @@ def config_changes(run_dir: Path, wanted_yaml: str) -> List[str]:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         return []
-    from kdlib.engine.config import TrainConfig
+    from kdlib.engine.config import TrainConfig, normalise_fields
 
     saved = yaml.safe_load(path.read_text()) or {}
     # a field added to TrainConfig after the run was made: the run used what is now its default
-    saved = {**{k: v for k, v in TrainConfig().to_dict().items() if k not in saved}, **saved}
-    wanted = yaml.safe_load(wanted_yaml) or {}
+    saved = normalise_fields({**{k: v for k, v in TrainConfig().to_dict().items() if k not in saved}, **saved})
+    wanted = normalise_fields(yaml.safe_load(wanted_yaml) or {})
     return sorted(k for k in set(saved) | set(wanted) if k != "run_dir" and saved.get(k) != wanted.get(k))
 
 

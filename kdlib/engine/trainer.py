@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from kdlib.engine import distributed
 from kdlib.engine.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_checkpoint, rng_state, set_rng_state
-from kdlib.engine.config import TrainConfig
+from kdlib.engine.config import NO_IMAGENET, TrainConfig
+from kdlib.engine.preflight import check_imagenet
 from kdlib.engine.evaluate import evaluate
 from kdlib.engine.rundir import (append_jsonl, environment, prepare_run_dir, weights_file, write_json,
                                  write_per_class_csv, write_text_atomic)
@@ -193,6 +194,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     from kdlib.data import build_dataset
 
     cfg.validate()
+    check_imagenet(cfg)   # before anything is built: a paper preset without its ImageNet file stops here
     dist_info = distributed.init_distributed(cfg.device)
     reset_peak_memory(dist_info.device)
     device, rank, world = dist_info.device, dist_info.rank, dist_info.world_size
@@ -218,7 +220,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
 
     # ---- models ----
     student = build_model(cfg.student, num_classes, aux=cfg.aux, width=cfg.student_width)
-    if cfg.student_imagenet:
+    if cfg.student_imagenet and cfg.student_imagenet.lower() != NO_IMAGENET:
         load_imagenet_backbone(student, cfg.student_imagenet)
     if cfg.disable_dropout:
         _disable_dropout(student)
@@ -317,8 +319,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
             if dist_info.is_main:
                 append_jsonl(log_path, {"iteration": iteration, "eval": {k: metrics[k] for k in
                                                                          ("miou", "pixel_acc", "mean_acc")}})
-                if best is None or metrics["miou"] > best["miou"]:
-                    best = {**metrics, "iteration": iteration}
+            if best is None or metrics["miou"] > best["miou"]:   # metrics are all-reduced: same on every rank
+                best = {**metrics, "iteration": iteration}
+                if dist_info.is_main:
                     _save_weights(run_dir / "best.pt", core.student, cfg, best)
             last_metrics = metrics
         if iteration % cfg.checkpoint_interval == 0 or iteration == cfg.iterations:
@@ -330,23 +333,60 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     if start == cfg.iterations:  # resumed a run that had already finished its iterations
         last_metrics = evaluate(core.student, val_set, device, cfg.eval_scales, cfg.eval_flip,
                                 cfg.max_val_samples, progress=False, amp_dtype=amp_dtype)
+    if dist_info.is_main:
+        _save_weights(run_dir / "final.pt", core.student, cfg, {k: v for k, v in last_metrics.items()})
+    distributed.barrier()   # best.pt / final.pt are on disk for every rank
+    final_model, best_checkpoint = final_evaluation(cfg, core.student, last_metrics, best, run_dir, device,
+                                                    amp_dtype, data_opts)
+    reported = best_checkpoint if cfg.report_checkpoint == "best" else final_model
     result = {
-        "miou": last_metrics["miou"], "pixel_acc": last_metrics["pixel_acc"],
-        "mean_acc": last_metrics["mean_acc"], "miou_present": last_metrics["miou_present"],
-        "per_class_iou": last_metrics["per_class_iou"],
-        "best_miou": best["miou"] if best else None, "best_iteration": best["iteration"] if best else None,
-        "reported": "final (last iteration); best_* = best periodic validation, the papers' selection",
+        "miou": reported["miou"], "pixel_acc": reported["pixel_acc"],
+        "mean_acc": reported["mean_acc"], "miou_present": reported["miou_present"],
+        "per_class_iou": reported["per_class_iou"],
+        "report_checkpoint": cfg.report_checkpoint, "final_split": cfg.reported_split,
+        "reported": (f"{cfg.report_checkpoint} checkpoint "
+                     f"(iteration {best['iteration'] if cfg.report_checkpoint == 'best' else cfg.iterations}) "
+                     f"on {cfg.reported_split}"),
+        "best_checkpoint_miou": best_checkpoint["miou"], "final_model_miou": final_model["miou"],
+        "val_split": cfg.val_split, "best_miou": best["miou"], "best_iteration": best["iteration"],
         "iterations": cfg.iterations, "wall_time_s": round(time.time() - started, 2),
         "peak_memory_mb": round(peak_memory_mb(device), 1), "world_size": world, "device": str(device),
         "run_dir": str(run_dir),
     }
     if dist_info.is_main:
-        _save_weights(run_dir / "final.pt", core.student, cfg, result)
-        write_per_class_csv(run_dir / "per_class_iou.csv", result["per_class_iou"],
-                            best["per_class_iou"] if best else None)
+        write_per_class_csv(run_dir / "per_class_iou.csv", final_model["per_class_iou"],
+                            best_checkpoint["per_class_iou"])
         write_json(run_dir / "metrics.json", result)  # written last: marks the run as finished
     distributed.barrier()
     return result
+
+
+def final_evaluation(cfg: TrainConfig, student: Segmentor, last_metrics: Dict[str, Any], best: Dict[str, Any],
+                     run_dir: Path, device: torch.device, amp_dtype: Optional[torch.dtype],
+                     data_opts: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """(final model, best checkpoint) metrics on the reported split ``cfg.reported_split``.
+
+    The best checkpoint is the best of the periodic validations on ``val_split`` (``best.pt``, the official
+    ``*_best_model.pth``). When the reported split is ``val_split`` both numbers are the validations'
+    own (nothing is evaluated again); otherwise (CamVid: select on val, report test) both models are
+    evaluated on the reported split, every rank taking its share as in the periodic validation.
+    """
+    from kdlib.data import build_dataset
+
+    if cfg.reported_split == cfg.val_split:
+        return last_metrics, best
+    final_set = build_dataset(cfg.dataset, cfg.data_root, cfg.reported_split, augment=False, **data_opts)
+
+    def run(model: nn.Module) -> Dict[str, Any]:
+        return evaluate(model, final_set, device, cfg.eval_scales, cfg.eval_flip, cfg.max_val_samples,
+                        progress=False, amp_dtype=amp_dtype)
+
+    final_model = run(student)
+    student.train()
+    best_model = build_model(cfg.student, student.num_classes, aux=student.aux_head is not None,
+                             width=cfg.student_width)
+    best_model.load_state_dict(torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)["model"])
+    return final_model, run(best_model.to(device))
 
 
 def _check_finite(total: Tensor, terms: Dict[str, Tensor], iteration: int) -> None:

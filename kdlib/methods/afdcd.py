@@ -181,8 +181,11 @@ class AfDCD(DistillLoss):
         # Official scripts (SPEC §3.4). Cityscapes: the MBV2 script's random mask + plain projector; the R18
         # script's intended centre mask + enhanced projector is ambiguous (argparse rejects its flags) — set
         # rand_mask=False, enhance_projector=True to try it. sc / cc were never released: weight 0.
+        # CamVid: the official Af-DCD trainer validates on the test list, so its best checkpoint is selected on
+        # test (CIRKD selects on val); both report test.
         lam_kd, lam_fd, lam_ctr = _LAMBDAS.get(dataset, _ARGPARSE_LAMBDAS)
-        return {"loss_weights": {"kd": lam_kd, "fd": lam_fd, "ctr": lam_ctr, "sc": 0.0, "cc": 0.0},
+        selection = {"val_split": "test", "final_split": "test"} if dataset == "camvid" else {}
+        return {**selection, "loss_weights": {"kd": lam_kd, "fd": lam_fd, "ctr": lam_ctr, "sc": 0.0, "cc": 0.0},
                 "method_options": {"kd_temperature": 1.0, "mask_ratio": 0.75, "rand_mask": True,
                                    "enhance_projector": False, "tau": 0.07, "groups": 16, "patch": 4,
                                    "pool": None if dataset in _NO_POOL_DATASETS else 4, "similarity": "l1",
