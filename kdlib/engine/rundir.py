@@ -116,6 +116,11 @@ def write_per_class_csv(path: Path, final: Dict[str, float], best: Optional[Dict
     write_text_atomic(path, buf.getvalue())
 
 
+# Options whose absence from a saved config.yaml means the behaviour kdlib had before they existed:
+# the discriminator's spectral norm of SKD / IFVD / CWD was torch's (d_spectral_norm added later).
+LEGACY_METHOD_OPTIONS: Dict[str, Dict[str, Any]] = {m: {"d_spectral_norm": "torch"} for m in ("skd", "ifvd", "cwd")}
+
+
 def config_changes(run_dir: Path, wanted_yaml: str) -> List[str]:
     """Fields whose value in ``run_dir/config.yaml`` differs from ``wanted_yaml`` (``run_dir`` excluded).
 
@@ -132,6 +137,10 @@ def config_changes(run_dir: Path, wanted_yaml: str) -> List[str]:
     saved = yaml.safe_load(path.read_text()) or {}
     # a field added to TrainConfig after the run was made: the run used what is now its default
     saved = normalise_fields({**{k: v for k, v in TrainConfig().to_dict().items() if k not in saved}, **saved})
+    # a method option added after the run was made: the run used the behaviour from before the option
+    legacy = LEGACY_METHOD_OPTIONS.get(saved.get("method"), {})
+    if legacy and isinstance(saved.get("method_options"), dict):
+        saved["method_options"] = {**legacy, **saved["method_options"]}
     wanted = normalise_fields(yaml.safe_load(wanted_yaml) or {})
     return sorted(k for k in set(saved) | set(wanted) if k != "run_dir" and saved.get(k) != wanted.get(k))
 

@@ -12,6 +12,24 @@ reaches through :meth:`kdlib.losses.base.DistillLoss.after_student_step`; D's pa
 :meth:`~kdlib.losses.base.DistillLoss.separately_optimized_parameters` so that the student's SGD never
 touches them. Adam's state is part of the module's ``state_dict`` (``_extra_state``), so resumable
 checkpoints restore it.
+
+Spectral norm (option ``spectral_norm`` / method option ``d_spectral_norm``):
+
+* ``"official"`` (default; the paper datasets' default) — :class:`OfficialSpectralNorm`, the SAGAN reference
+  implementation's power iteration that the CIRKD repository's ``utils/sagan.py`` copies: per forward one
+  iteration *v first, then u*, from random unit vectors (no warm-up), and a gradient of sigma that uses the
+  vectors of the *latest* forward (the official module overwrites them in place, so the backward of an earlier
+  forward sees them). The discriminator step scores the student's (fake) logits first, then the teacher's
+  (real) logits, as the official trainer does.
+* ``"torch"`` — :func:`torch.nn.utils.parametrizations.spectral_norm` (u first, 15 warm-up iterations, plus the
+  one its registration check runs; per-forward copies of u, v, hence the consistent gradient), and the real
+  logits scored before the fake ones. This is what kdlib did before the official variant existed; the built-in
+  dataset ``synthetic_streets`` keeps it by default (:func:`adversarial_paper_options`) so that its committed
+  proxy study reproduces bit for bit.
+
+Both variants draw the same random numbers at construction and store the same ``state_dict`` keys
+(``...parametrizations.weight.original``, ``..._u``, ``..._v``), so the rest of a run is unaffected by the
+switch and a checkpoint of one loads into the other.
 """
 from __future__ import annotations
 
@@ -22,12 +40,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils import parametrizations, parametrize
 
 from kdlib.engine import distributed
 from kdlib.losses.base import DistillLoss
 
-__all__ = ["SelfAttention", "SAGANDiscriminator", "AdversarialTerm", "AdversarialDistillLoss"]
+__all__ = ["SelfAttention", "SAGANDiscriminator", "AdversarialTerm", "AdversarialDistillLoss", "OfficialSpectralNorm",
+           "official_spectral_norm", "SPECTRAL_NORMS", "ADVERSARIAL_PAPER_OPTIONS", "adversarial_paper_options"]
+
+#: Values of the discriminator's spectral-norm switch (``spectral_norm=`` / method option ``d_spectral_norm``).
+SPECTRAL_NORMS = ("official", "torch")
 
 
 @contextlib.contextmanager
@@ -61,6 +83,93 @@ class SelfAttention(nn.Module):
         return self.gamma * out + x
 
 
+def _check_spectral_norm(variant: str) -> str:
+    if variant not in SPECTRAL_NORMS:
+        raise ValueError(f"spectral_norm must be one of {', '.join(map(repr, SPECTRAL_NORMS))}, got {variant!r}")
+    return variant
+
+
+class _SigmaOfLatestVectors(torch.autograd.Function):
+    r"""``sigma = u^T W v`` (value from the vectors passed now) whose backward reads the vectors *at backward time*.
+
+    ``u`` and ``v`` are the :class:`OfficialSpectralNorm` buffers themselves (kept in ``ctx``, not saved, so
+    no version check): a later forward that updates them in place changes the gradient of this one,
+    ``d sigma / d W = u_latest v_latest^T`` — the behaviour of the official module, whose autograd graph holds
+    its ``u`` / ``v`` Parameters, which the next forward overwrites through ``.data``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, weight_mat: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        ctx.vectors = (u, v)
+        return torch.dot(u, torch.mv(weight_mat, v))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> Tuple[Tensor, None, None]:
+        u, v = ctx.vectors
+        # the official graph's order: dot -> grad * u, then mv -> outer(., v)
+        return torch.outer(grad * u, v), None, None
+
+
+class OfficialSpectralNorm(nn.Module):
+    r"""Spectral normalisation exactly as the SAGAN reference ``SpectralNorm`` (copied into the CIRKD
+    repository's ``utils/sagan.py``): a parametrization ``W -> W / sigma`` (register it with
+    :func:`official_spectral_norm`).
+
+    With :math:`W` the weight reshaped to (out, -1) and :math:`\mathrm{n}(x) = x / (\lVert x\rVert_2 + \epsilon)`,
+    every forward (training *and* eval mode: the official module has no mode switch) runs one power iteration,
+    right vector first, in place on the buffers ``_u`` (out) and ``_v`` (in):
+
+    .. math::
+        v \leftarrow \mathrm{n}(W^\top u), \qquad u \leftarrow \mathrm{n}(W v), \qquad
+        \sigma = u^\top W v, \qquad W_{SN} = W / \sigma .
+
+    Initialisation: ``_u``, ``_v`` are standard-normal draws (u first), normalised with n(.), and *no* warm-up
+    iterations (torch's :func:`~torch.nn.utils.parametrizations.spectral_norm` draws the same numbers but then
+    runs 15 + 1 iterations, and iterates u first).
+
+    Gradient: sigma's backward uses the ``_u``, ``_v`` held at backward time,
+    :math:`\partial\sigma/\partial W = u_{\mathrm{latest}} v_{\mathrm{latest}}^\top`. When several forwards share
+    one backward (the discriminator's fake and real forwards) the earlier ones thus get the last forward's
+    vectors, as in the official code (its ``u``/``v`` are Parameters overwritten via ``.data`` and referenced by
+    the graph), where torch's implementation clones them per forward (the consistent gradient).
+    """
+
+    def __init__(self, weight: Tensor, eps: float = 1e-12) -> None:
+        super().__init__()
+        if weight.ndim < 2:
+            raise ValueError(f"OfficialSpectralNorm needs a weight with >= 2 dims, got shape {tuple(weight.shape)}")
+        self.eps = float(eps)
+        height = weight.shape[0]
+        with torch.no_grad():
+            u = weight.new_empty(height).normal_(0, 1)
+            v = weight.new_empty(weight[0].numel()).normal_(0, 1)
+            self.register_buffer("_u", self._normalise(u))
+            self.register_buffer("_v", self._normalise(v))
+
+    def _normalise(self, x: Tensor) -> Tensor:
+        return x / (x.norm() + self.eps)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        weight_mat = weight.reshape(weight.shape[0], -1)
+        with torch.no_grad():
+            self._v.copy_(self._normalise(torch.mv(weight_mat.t(), self._u)))
+            self._u.copy_(self._normalise(torch.mv(weight_mat, self._v)))
+        sigma = _SigmaOfLatestVectors.apply(weight_mat, self._u, self._v)
+        return weight / sigma
+
+
+def official_spectral_norm(module: nn.Module, name: str = "weight", eps: float = 1e-12) -> nn.Module:
+    """Register :class:`OfficialSpectralNorm` on ``module.<name>`` (in place; returns ``module``).
+
+    Same ``state_dict`` layout as :func:`torch.nn.utils.parametrizations.spectral_norm`. Registered without
+    torch's consistency check (``unsafe=True``), which would run one power iteration.
+    """
+    parametrize.register_parametrization(module, name, OfficialSpectralNorm(getattr(module, name), eps),
+                                         unsafe=True)
+    return module
+
+
 def _pad_to(x: Tensor, min_size: int) -> Tensor:
     """Zero-pad (symmetrically, extra row/column at the bottom/right) so that h, w >= ``min_size``."""
     h, w = x.shape[-2:]
@@ -75,20 +184,27 @@ class SAGANDiscriminator(nn.Module):
 
     BatchNorm(K) input normalisation -> four spectral-norm 4x4 stride-2 pad-1 convs (K -> d -> 2d -> 4d -> 8d,
     d = ``conv_dim`` = 64), each followed by LeakyReLU(0.1), with a :class:`SelfAttention` after the 4d and 8d
-    stages -> final plain 4x4 valid conv (8d -> 1). Spectral norm: one power iteration per training forward.
+    stages -> final plain 4x4 valid conv (8d -> 1). Spectral norm: one power iteration per forward (see
+    ``spectral_norm`` below).
 
     Size safety (SPEC §6 item 22): the official layout needs h, w >= 64 (its last 4x4 valid conv fails on the
     2x2 map of CamVid's 45x45 logits). With ``size_safe=True`` (default) every conv input smaller than the
     conv needs (2 for the strided convs, 4 for the final one) is zero-padded up to that size; for maps large
     enough (logits >= 64x64, e.g. 64x128 -> score map 1x5) nothing is padded and the result is exactly the
     official one. ``size_safe=False`` keeps the official failure.
+
+    ``spectral_norm``: ``"official"`` (default) — :class:`OfficialSpectralNorm` on the four strided convs;
+    ``"torch"`` — :func:`torch.nn.utils.parametrizations.spectral_norm` (see the module docstring).
     """
 
-    def __init__(self, in_channels: int, conv_dim: int = 64, size_safe: bool = True) -> None:
+    def __init__(self, in_channels: int, conv_dim: int = 64, size_safe: bool = True,
+                 spectral_norm: str = "official") -> None:
         super().__init__()
+        self.spectral_norm = _check_spectral_norm(spectral_norm)
+        wrap = official_spectral_norm if spectral_norm == "official" else parametrizations.spectral_norm
         dims = [in_channels, conv_dim, conv_dim * 2, conv_dim * 4, conv_dim * 8]
         self.input_norm = nn.BatchNorm2d(in_channels)
-        self.convs = nn.ModuleList(spectral_norm(nn.Conv2d(dims[i], dims[i + 1], 4, stride=2, padding=1))
+        self.convs = nn.ModuleList(wrap(nn.Conv2d(dims[i], dims[i + 1], 4, stride=2, padding=1))
                                    for i in range(4))
         self.attn1 = SelfAttention(dims[3])
         self.attn2 = SelfAttention(dims[4])
@@ -119,16 +235,22 @@ class AdversarialTerm(nn.Module):
         d_loss_weight: factor of the hinge loss before D's backward (official lambda_d = 0.1).
         conv_dim: D's base width (64).
         size_safe: see :class:`SAGANDiscriminator`.
+        spectral_norm: ``"official"`` (default): :class:`OfficialSpectralNorm`, and the discriminator step
+            scores the fake (student) logits before the real (teacher) ones, as the official trainer;
+            ``"torch"``: torch's spectral norm, real before fake. With one power iteration per forward the
+            order decides which normalisation each forward sees.
     """
 
     def __init__(self, num_classes: int, lr: float = 4e-4, betas: Sequence[float] = (0.9, 0.99),
-                 d_loss_weight: float = 0.1, conv_dim: int = 64, size_safe: bool = True) -> None:
+                 d_loss_weight: float = 0.1, conv_dim: int = 64, size_safe: bool = True,
+                 spectral_norm: str = "official") -> None:
         super().__init__()
         if lr <= 0:
             raise ValueError(f"discriminator lr must be positive, got {lr}")
         if len(tuple(betas)) != 2:
             raise ValueError(f"discriminator betas must be two numbers, got {betas!r}")
-        self.discriminator = SAGANDiscriminator(num_classes, conv_dim, size_safe)
+        self.spectral_norm = _check_spectral_norm(spectral_norm)
+        self.discriminator = SAGANDiscriminator(num_classes, conv_dim, size_safe, spectral_norm)
         self.lr = float(lr)
         self.betas: Tuple[float, float] = (float(betas[0]), float(betas[1]))
         self.d_loss_weight = float(d_loss_weight)
@@ -155,8 +277,9 @@ class AdversarialTerm(nn.Module):
     def discriminator_step(self) -> Dict[str, Tensor]:
         """One hinge-loss Adam step of D on the logits of the last forward; returns ``{'adv_d': L_D}``.
 
-        Gradients are averaged over DDP ranks (identity in one process). No-op (``{}``) if no forward
-        happened since the last step.
+        Forward order: fake (student) then real (teacher) with ``spectral_norm="official"``, real then fake
+        with ``"torch"``. Gradients are averaged over DDP ranks (identity in one process). No-op (``{}``) if no
+        forward happened since the last step.
         """
         if self._cache is None:
             return {}
@@ -165,8 +288,12 @@ class AdversarialTerm(nn.Module):
         opt = self.optimizer()
         opt.zero_grad(set_to_none=True)
         with _no_autocast(s_logits), torch.enable_grad():
-            d_real = self.discriminator(t_logits.float())
-            d_fake = self.discriminator(s_logits.float())
+            if self.spectral_norm == "official":
+                d_fake = self.discriminator(s_logits.float())
+                d_real = self.discriminator(t_logits.float())
+            else:
+                d_real = self.discriminator(t_logits.float())
+                d_fake = self.discriminator(s_logits.float())
             loss = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
             (self.d_loss_weight * loss).backward()
         world = distributed.world_size()
@@ -185,8 +312,22 @@ class AdversarialTerm(nn.Module):
             self.optimizer().load_state_dict(state["optimizer"])
 
 
-#: The official discriminator settings (CIRKD-repo baselines): Adam lr 4e-4, betas (0.9, 0.99), lambda_d 0.1.
-ADVERSARIAL_PAPER_OPTIONS: Dict[str, Any] = {"d_lr": 4e-4, "d_betas": [0.9, 0.99], "d_loss_weight": 0.1}
+#: The official discriminator settings (CIRKD-repo baselines): Adam lr 4e-4, betas (0.9, 0.99), lambda_d 0.1,
+#: the official spectral norm and forward order.
+ADVERSARIAL_PAPER_OPTIONS: Dict[str, Any] = {"d_lr": 4e-4, "d_betas": [0.9, 0.99], "d_loss_weight": 0.1,
+                                             "d_spectral_norm": "official"}
+
+#: Built-in datasets whose committed proxy study was run with torch's spectral norm (kept as their default).
+_TORCH_SPECTRAL_NORM_DATASETS = ("synthetic_streets",)
+
+
+def adversarial_paper_options(dataset: str) -> Dict[str, Any]:
+    """The discriminator's ``method_options`` for ``dataset``: :data:`ADVERSARIAL_PAPER_OPTIONS`, with
+    ``d_spectral_norm="official"`` on the paper datasets and ``"torch"`` on the built-in ``synthetic_streets``
+    (the behaviour its committed proxy study was run with, so ``kdlib proxy --verify`` reproduces it bit for
+    bit). Either is one option away (``method_options.d_spectral_norm``)."""
+    return {**ADVERSARIAL_PAPER_OPTIONS,
+            "d_spectral_norm": "torch" if dataset in _TORCH_SPECTRAL_NORM_DATASETS else "official"}
 
 
 class AdversarialDistillLoss(DistillLoss):
@@ -195,9 +336,10 @@ class AdversarialDistillLoss(DistillLoss):
     adversarial: Optional[AdversarialTerm]
 
     def _build_adversarial(self, d_lr: float, d_betas: Sequence[float], d_loss_weight: float,
-                           d_conv_dim: int, d_size_safe: bool) -> None:
+                           d_conv_dim: int, d_size_safe: bool, d_spectral_norm: str = "official") -> None:
+        _check_spectral_norm(d_spectral_norm)
         self.adversarial = (AdversarialTerm(self.pair.num_classes, d_lr, d_betas, d_loss_weight, d_conv_dim,
-                                            d_size_safe) if "adv" in self.enabled else None)
+                                            d_size_safe, d_spectral_norm) if "adv" in self.enabled else None)
 
     def separately_optimized_parameters(self) -> List[nn.Parameter]:
         return [] if self.adversarial is None else list(self.adversarial.parameters())

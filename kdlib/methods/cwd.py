@@ -8,7 +8,7 @@ from torch import Tensor
 
 from kdlib.losses.base import PairSpec
 from kdlib.losses.functional import cwd_loss, kd_loss
-from kdlib.methods.adversarial import ADVERSARIAL_PAPER_OPTIONS, AdversarialDistillLoss
+from kdlib.methods.adversarial import AdversarialDistillLoss, adversarial_paper_options
 from kdlib.models.output import SegOutput
 from kdlib.registry import LOSSES
 
@@ -37,7 +37,11 @@ class CWD(AdversarialDistillLoss):
 
     Options (``method_options``): ``temperature`` (T = 4), ``kd_temperature`` (1), ``official_normaliser``
     (True), ``d_lr`` (4e-4), ``d_betas`` ((0.9, 0.99)), ``d_loss_weight`` (0.1), ``d_conv_dim`` (64),
-    ``d_size_safe`` (True).
+    ``d_size_safe`` (True),
+    ``d_spectral_norm`` (``"official"``: the official code's power iteration, gradient and fake-then-real
+    order of the discriminator step; ``"torch"``: torch's spectral norm, real then fake — see
+    :mod:`kdlib.methods.adversarial`). :meth:`paper_defaults` select ``"official"`` on the paper datasets
+    and ``"torch"`` on the built-in ``synthetic_streets``, whose committed proxy study was run with it.
     """
 
     terms = ("kd", "cwd_logits", "cwd_feature", "adv")
@@ -45,7 +49,7 @@ class CWD(AdversarialDistillLoss):
     def __init__(self, pair: PairSpec, enabled: Iterable[str], temperature: float = 4.0,
                  kd_temperature: float = 1.0, official_normaliser: bool = True, d_lr: float = 4e-4,
                  d_betas: Sequence[float] = (0.9, 0.99), d_loss_weight: float = 0.1, d_conv_dim: int = 64,
-                 d_size_safe: bool = True) -> None:
+                 d_size_safe: bool = True, d_spectral_norm: str = "official") -> None:
         super().__init__(pair, enabled)
         if temperature <= 0 or kd_temperature <= 0:
             raise ValueError(f"temperatures must be positive, got {temperature} / {kd_temperature}")
@@ -55,7 +59,7 @@ class CWD(AdversarialDistillLoss):
         self.connector = (nn.Conv2d(pair.student_feature, pair.teacher_feature, 1, bias=False)
                           if "cwd_feature" in self.enabled and pair.student_feature != pair.teacher_feature
                           else None)
-        self._build_adversarial(d_lr, d_betas, d_loss_weight, d_conv_dim, d_size_safe)
+        self._build_adversarial(d_lr, d_betas, d_loss_weight, d_conv_dim, d_size_safe, d_spectral_norm)
 
     def _cwd(self, s: Tensor, t: Tensor) -> Tensor:
         c_student = s.shape[1]
@@ -81,7 +85,9 @@ class CWD(AdversarialDistillLoss):
     @classmethod
     def paper_defaults(cls, dataset: str) -> Dict[str, Any]:
         # Released CIRKD-repo scripts (Cityscapes only; no per-dataset baseline scripts exist, so every dataset
-        # uses them): KD 1 + CWD-logit 3 + CWD-feature 50 + adversarial G 0.001 (D 0.1), T = 4.
+        # uses them): KD 1 + CWD-logit 3 + CWD-feature 50 + adversarial G 0.001 (D 0.1), T = 4. Discriminator:
+        # the official spectral norm and forward order, except on the built-in data (torch's, as its committed
+        # proxy study was run).
         return {"loss_weights": {"kd": 1.0, "cwd_logits": 3.0, "cwd_feature": 50.0, "adv": 0.001},
                 "method_options": {"temperature": 4.0, "kd_temperature": 1.0, "official_normaliser": True,
-                                   **ADVERSARIAL_PAPER_OPTIONS}}
+                                   **adversarial_paper_options(dataset)}}

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from kdlib.losses.base import PairSpec
 from kdlib.losses.functional import ifvd_loss, kd_loss
-from kdlib.methods.adversarial import ADVERSARIAL_PAPER_OPTIONS, AdversarialDistillLoss
+from kdlib.methods.adversarial import AdversarialDistillLoss, adversarial_paper_options
 from kdlib.models.output import SegOutput
 from kdlib.registry import LOSSES
 
@@ -28,20 +28,25 @@ class IFVD(AdversarialDistillLoss):
       D built only when enabled and trained by its own Adam after the student step.
 
     Options: ``kd_temperature`` (1), ``ignore_index`` (-1), ``d_lr`` (4e-4), ``d_betas`` ((0.9, 0.99)),
-    ``d_loss_weight`` (0.1), ``d_conv_dim`` (64), ``d_size_safe`` (True).
+    ``d_loss_weight`` (0.1), ``d_conv_dim`` (64), ``d_size_safe`` (True),
+    ``d_spectral_norm`` (``"official"``: the official code's power iteration, gradient and fake-then-real
+    order of the discriminator step; ``"torch"``: torch's spectral norm, real then fake — see
+    :mod:`kdlib.methods.adversarial`). :meth:`paper_defaults` select ``"official"`` on the paper datasets
+    and ``"torch"`` on the built-in ``synthetic_streets``, whose committed proxy study was run with it.
     """
 
     terms = ("kd", "ifv", "adv")
 
     def __init__(self, pair: PairSpec, enabled: Iterable[str], kd_temperature: float = 1.0,
                  ignore_index: int = -1, d_lr: float = 4e-4, d_betas: Sequence[float] = (0.9, 0.99),
-                 d_loss_weight: float = 0.1, d_conv_dim: int = 64, d_size_safe: bool = True) -> None:
+                 d_loss_weight: float = 0.1, d_conv_dim: int = 64, d_size_safe: bool = True,
+                 d_spectral_norm: str = "official") -> None:
         super().__init__(pair, enabled)
         if kd_temperature <= 0:
             raise ValueError(f"kd_temperature must be positive, got {kd_temperature}")
         self.kd_temperature = float(kd_temperature)
         self.ignore_index = int(ignore_index)
-        self._build_adversarial(d_lr, d_betas, d_loss_weight, d_conv_dim, d_size_safe)
+        self._build_adversarial(d_lr, d_betas, d_loss_weight, d_conv_dim, d_size_safe, d_spectral_norm)
 
     def forward(self, student: SegOutput, teacher: SegOutput, labels: Tensor) -> Dict[str, Tensor]:
         out: Dict[str, Tensor] = {}
@@ -57,6 +62,7 @@ class IFVD(AdversarialDistillLoss):
     @classmethod
     def paper_defaults(cls, dataset: str) -> Dict[str, Any]:
         # Released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + IFV 20 + adversarial
-        # G 0.001 (D 0.1).
+        # G 0.001 (D 0.1). Discriminator: the official spectral norm and forward order, except on the built-in
+        # data (torch's, as its committed proxy study was run).
         return {"loss_weights": {"kd": 1.0, "ifv": 20.0, "adv": 0.001},
-                "method_options": {"kd_temperature": 1.0, **ADVERSARIAL_PAPER_OPTIONS}}
+                "method_options": {"kd_temperature": 1.0, **adversarial_paper_options(dataset)}}
