@@ -15,11 +15,13 @@
 # # Af-DCD: Cityscapes val mIoU
 #
 # Trains every student with every method (and seed), then sets our numbers beside the paper's
-# (`kdlib.paper_numbers.afdcd_cityscapes`). With `preset = "cityscapes"` and the paper's teacher this is the
-# paper's experiment, compared as mean ± 95 % CI against the reported value. With the default built-in `quick`
-# preset absolute numbers are not comparable, so the table sets our gains over the baseline student beside
-# the paper's gains. Writes `runs.csv`, `summary.csv` and `metrics.json` into `output_dir` and a per-class IoU
-# figure into `figures_dir`. `make quick` trains the default teacher `runs/quick/teacher`.
+# (`kdlib.paper_numbers.afdcd_cityscapes`). With `preset = "cityscapes"`, the paper's teacher and `imagenet_dir`
+# (the official ImageNet files) this is the paper's experiment, compared as mean ± 95 % CI against the reported
+# value. With the default built-in `quick` preset absolute numbers are not comparable, so the table sets our
+# gains over the baseline student beside the paper's gains. Writes `runs.csv`, `summary.csv` and `metrics.json`
+# into `output_dir` and a per-class IoU figure into `figures_dir`. `kdlib plan notebooks/afdcd_cityscapes.py
+# --param preset=...` lists every run (resolved config, ImageNet file, reported split) without training. `make
+# quick` trains the default teacher `runs/quick/teacher`.
 #
 # **Which Af-DCD setting the R18 row (77.03) is compared with.** The released R18 Cityscapes script asks for
 # a centre mask and the enhanced projector (`--rand_mask False --enhance_projector True`), but the official

@@ -15,14 +15,14 @@
 # # CIRKD Table 4: loss-term ablation, Cityscapes val mIoU
 #
 # Trains the student with each combination of CIRKD's loss terms (and seed), then sets our numbers beside the
-# paper's (`kdlib.paper_numbers.cirkd_table4`; student DeepLabV3-MBV2, teacher DeepLabV3-R101). A variant
-# names its active terms: `ce` is the student trained alone; otherwise CIRKD runs with the named terms at
-# their paper weights and the others at weight 0 (not computed). `kd` is logit KD, `batch_p2p` the
-# mini-batch pixel-to-pixel term, `memory_p2p` / `memory_p2r` the memory-bank pixel-to-pixel and
-# pixel-to-region terms. With `preset = "cityscapes"` and the paper's teacher the table is our mean ± 95 % CI
-# against the reported mIoU; with the default built-in `quick` preset it sets our gain over the `ce` row
-# beside the paper's gain. Writes `runs.csv`, `summary.csv` and `metrics.json` into `output_dir` and an mIoU
-# bar chart into `figures_dir`.
+# paper's (`kdlib.paper_numbers.cirkd_table4`; student DeepLabV3-MBV2, teacher DeepLabV3-R101). A variant names
+# its active terms: `ce` is the student trained alone; otherwise CIRKD runs with the named terms at their paper
+# weights and the others at weight 0 (not computed). `kd` is logit KD, `batch_p2p` the mini-batch pixel-to-pixel
+# term, `memory_p2p` / `memory_p2r` the memory-bank pixel-to-pixel and pixel-to-region terms. With `preset =
+# "cityscapes"`, the paper's teacher and `imagenet_dir` (the official ImageNet files) the table is our mean ± 95
+# % CI against the reported mIoU; with the default built-in `quick` preset it sets our gain over the `ce` row
+# beside the paper's gain. Writes `runs.csv`, `summary.csv` and `metrics.json` into `output_dir` and an mIoU bar
+# chart into `figures_dir`.
 
 # %% tags=["parameters"]
 ablation = "cirkd_table4"
