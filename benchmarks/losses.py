@@ -75,7 +75,7 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import naive_reference as ref  # noqa: E402
 
-from kdlib.losses._common import resize_labels_nearest  # noqa: E402
+from kdlib.losses.common import resize_labels_nearest  # noqa: E402
 from kdlib.losses.functional import afdcd_omni_loss  # noqa: E402
 from kdlib.methods import PairSpec  # noqa: E402
 from kdlib.methods.afdcd import AfDCD  # noqa: E402

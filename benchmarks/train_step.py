@@ -23,7 +23,7 @@ from typing import Callable, List
 
 import torch
 
-from kdlib.engine.distributed import resolve_device
+from kdlib.distributed import resolve_device
 from kdlib.engine.recipes import method_defaults
 from kdlib.engine.trainer import AMP_DTYPES, StudentStep
 from kdlib.methods import PairSpec, build_distiller

@@ -38,7 +38,7 @@ def _resolve_train_config(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from kdlib.engine import distributed
+    from kdlib import distributed
     from kdlib.engine.trainer import train
 
     from kdlib.engine.preflight import check_buildable, check_imagenet
@@ -75,7 +75,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_quick(args: argparse.Namespace) -> int:
     from kdlib.engine.config import parse_overrides
-    from kdlib.quick import run_quick
+    from kdlib.studies.quick import run_quick
 
     run_quick(args.results_dir, args.figures_dir, args.runs_root, parse_overrides(args.overrides),
               methods=args.methods, progress=not args.quiet, fresh=args.fresh)
@@ -83,19 +83,19 @@ def _cmd_quick(args: argparse.Namespace) -> int:
 
 
 def _cmd_proxy(args: argparse.Namespace) -> int:
-    from kdlib.analysis.proxy import STEPS, run_proxy
+    from kdlib.studies.proxy import STEPS, run_proxy
 
     if args.list:
         for step in STEPS:
             print(f"{step.name:<18} {step.description}")
         return 0
     if args.report:
-        from kdlib.analysis.proxy_report import write_report
+        from kdlib.report.proxy_report import write_report
 
-        print(f"proxy: tables written to {write_report()}")
+        print(f"proxy: tables written to {write_report(STEPS)}")
         return 0
     if args.verify:
-        from kdlib.analysis.proxy_report import verify_runs
+        from kdlib.studies.proxy import verify_runs
 
         checked = verify_runs()
         if checked.empty:
@@ -118,14 +118,14 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
-    from kdlib.analysis.grid import failure_report, parse_param, run_grid
+    from kdlib.studies.grid import failure_report, parse_param, run_grid
 
     params = dict(parse_param(spec) for spec in args.param)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     slurm = dict(parse_param(spec) for spec in args.slurm) if args.slurm else {}
     slurm = {k: v[0] for k, v in slurm.items()}
     if args.gpus_per_cell:
-        from kdlib.analysis.grid import gpus_per_cell
+        from kdlib.studies.grid import gpus_per_cell
 
         gpus_per_cell(params, slurm, args.gpus_per_cell)
     table, results = run_grid(args.notebook, params, seeds, jobs=args.jobs, results_root=args.results_root,
@@ -143,8 +143,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from kdlib.analysis.grid import parse_param
-    from kdlib.analysis.plan import format_runs, plan_grid, plan_summary
+    from kdlib.studies.grid import parse_param
+    from kdlib.studies.plan import format_runs, plan_grid, plan_summary
 
     params = dict(parse_param(spec) for spec in args.param)
     runs = plan_grid(args.notebook, params)
@@ -165,7 +165,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
                         workers=args.workers, overwrite=args.overwrite, **options)
         print(f"synthetic_streets written to {path}")
     elif args.data_command == "samples":
-        from kdlib.analysis.sample_grid import plot_sample_grid, plot_synthetic_samples, save_compact_png
+        from kdlib.figures.sample_grid import plot_sample_grid, plot_synthetic_samples, save_compact_png
 
         if args.root:
             fig = plot_sample_grid(args.root, n=args.n, split=args.split, indices=args.indices,
@@ -177,7 +177,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         if out.suffix.lower() == ".png":
             save_compact_png(fig, out)               # 256-colour palette: a small file for the README
         else:
-            from kdlib.analysis.plots import save_figure
+            from kdlib.figures.plots import save_figure
 
             save_figure(fig, out.with_suffix(""), formats=(out.suffix.lstrip(".") or "png",))
         print(f"sample grid written to {out}")

@@ -49,10 +49,10 @@ figures_dir = "figures/afdcd_cityscapes"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
-from kdlib.analysis.notebook import parse_extra
-from kdlib.analysis.reproduce import reproduce_table
-from kdlib.analysis.study import split_list
-from kdlib.analysis.tables import render_table
+from kdlib.studies.notebook import parse_extra
+from kdlib.studies.reproduce import reproduce_table
+from kdlib.studies.study import split_list
+from kdlib.report.tables import render_table
 
 result, runs = reproduce_table(table, preset, split_list(students), split_list(methods),
                                [int(s) for s in split_list(seeds)], output_dir, figures_dir,

@@ -39,10 +39,10 @@ figures_dir = "figures/afdcd_mask_ratio"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
-from kdlib.analysis.notebook import parse_extra
-from kdlib.analysis.study import split_list
-from kdlib.analysis.sweep import reproduce_sweep
-from kdlib.analysis.tables import render_table
+from kdlib.studies.notebook import parse_extra
+from kdlib.studies.study import split_list
+from kdlib.studies.sweep import reproduce_sweep
+from kdlib.report.tables import render_table
 
 summary, runs = reproduce_sweep(sweep, preset, student, values, [int(s) for s in split_list(seeds)], output_dir,
                                 figures_dir, common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},

@@ -40,10 +40,10 @@ figures_dir = "figures/afdcd_table5"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
-from kdlib.analysis.cost import compare_cost
-from kdlib.analysis.notebook import parse_extra
-from kdlib.analysis.study import split_list
-from kdlib.analysis.tables import render_table
+from kdlib.studies.cost import compare_cost
+from kdlib.studies.notebook import parse_extra
+from kdlib.studies.study import split_list
+from kdlib.report.tables import render_table
 
 summary, runs = compare_cost(preset, student, split_list(methods), [int(s) for s in split_list(seeds)], output_dir,
                              figures_dir, common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},

@@ -42,10 +42,10 @@ figures_dir = "figures/cirkd_fig6"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
-from kdlib.analysis.notebook import parse_extra
-from kdlib.analysis.study import split_list
-from kdlib.analysis.sweep import reproduce_figure
-from kdlib.analysis.tables import render_table
+from kdlib.studies.notebook import parse_extra
+from kdlib.studies.study import split_list
+from kdlib.studies.sweep import reproduce_figure
+from kdlib.report.tables import render_table
 
 summary, runs = reproduce_figure("cirkd_fig6", preset, student,
                                  {"cirkd_pixel_queue": pixel_queue_sizes, "cirkd_region_queue": region_queue_sizes},

@@ -41,10 +41,10 @@ figures_dir = "figures/cirkd_table1"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
-from kdlib.analysis.notebook import parse_extra
-from kdlib.analysis.reproduce import reproduce_table
-from kdlib.analysis.study import split_list
-from kdlib.analysis.tables import render_table
+from kdlib.studies.notebook import parse_extra
+from kdlib.studies.reproduce import reproduce_table
+from kdlib.studies.study import split_list
+from kdlib.report.tables import render_table
 
 common = {"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)}
 result, runs = reproduce_table(table, preset, split_list(students), split_list(methods),

@@ -41,10 +41,10 @@ figures_dir = "figures/cirkd_table4"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
-from kdlib.analysis.ablation import reproduce_ablation
-from kdlib.analysis.notebook import parse_extra
-from kdlib.analysis.study import split_list
-from kdlib.analysis.tables import render_table
+from kdlib.studies.ablation import reproduce_ablation
+from kdlib.studies.notebook import parse_extra
+from kdlib.studies.study import split_list
+from kdlib.report.tables import render_table
 
 result, runs = reproduce_ablation(ablation, preset, student, split_list(variants),
                                   [int(s) for s in split_list(seeds)], output_dir, figures_dir,

@@ -40,10 +40,10 @@ figures_dir = "figures/fig_qualitative"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
-from kdlib.analysis.notebook import parse_extra, save_metrics
-from kdlib.analysis.predictions import parse_run_dirs
-from kdlib.analysis.qualitative import make_qualitative_figure
-from kdlib.analysis.study import split_list
+from kdlib.studies.notebook import parse_extra, save_metrics
+from kdlib.figures.predictions import parse_run_dirs
+from kdlib.studies.paper_figures import make_qualitative_figure
+from kdlib.studies.study import split_list
 
 result = make_qualitative_figure(preset, student, split_list(methods), int(split_list(seeds)[0]), num_samples,
                                  runs_root or f"results/figure_runs/{preset}", figures_dir,

@@ -54,10 +54,10 @@ seed = 0                                    # unused (grids set it); the seeds a
 # %%
 import pandas as pd
 
-from kdlib.analysis.notebook import parse_extra
-from kdlib.analysis.predictions import parse_run_dirs
-from kdlib.analysis.similarity import make_similarity_figures
-from kdlib.analysis.study import split_list
+from kdlib.studies.notebook import parse_extra
+from kdlib.figures.predictions import parse_run_dirs
+from kdlib.studies.paper_figures import make_similarity_figures
+from kdlib.studies.study import split_list
 
 result = make_similarity_figures(preset, student, distilled_method, int(split_list(seeds)[0]),
                                  runs_root or f"results/figure_runs/{preset}", teacher_checkpoint, output_dir,

@@ -41,10 +41,10 @@ figures_dir = "figures/fig_tsne"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
-from kdlib.analysis.embedding import make_tsne_figure
-from kdlib.analysis.notebook import parse_extra
-from kdlib.analysis.predictions import parse_run_dirs
-from kdlib.analysis.study import split_list
+from kdlib.studies.paper_figures import make_tsne_figure
+from kdlib.studies.notebook import parse_extra
+from kdlib.figures.predictions import parse_run_dirs
+from kdlib.studies.study import split_list
 
 result = make_tsne_figure(preset, student, distilled_method, int(split_list(seeds)[0]),
                           runs_root or f"results/figure_runs/{preset}", teacher_checkpoint, output_dir, figures_dir,

@@ -63,10 +63,10 @@ figures_dir = "figures/segformer_pair"
 seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
-from kdlib.analysis.notebook import parse_extra
-from kdlib.analysis.reproduce import reproduce_table
-from kdlib.analysis.study import split_list
-from kdlib.analysis.tables import render_table
+from kdlib.studies.notebook import parse_extra
+from kdlib.studies.reproduce import reproduce_table
+from kdlib.studies.study import split_list
+from kdlib.report.tables import render_table
 
 common = {"teacher": teacher, "teacher_checkpoint": teacher_checkpoint, "student_width": width,
           "teacher_width": width, "optimizer": "adamw", **({"lr": lr} if lr else {}), **parse_extra(extra)}

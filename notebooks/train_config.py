@@ -37,7 +37,7 @@ output_dir = ""             # set by kdlib grid: where metrics.json and the run 
 # %%
 from pathlib import Path
 
-from kdlib.analysis.notebook import parse_extra, save_metrics, train_config
+from kdlib.studies.notebook import parse_extra, save_metrics, train_config
 
 overrides = {"method": method, "seed": seed, **parse_extra(extra)}
 if method != "none":

@@ -12,7 +12,7 @@ def tiny_data_and_teacher(tmp_path_factory) -> Tuple[str, Path]:
     """``(extra, teacher_run)``: ``extra`` holds ``kdlib train`` overrides (space-separated key=value) for
     3-iteration runs of width-0.125 models on the ``tiny`` synthetic preset; ``teacher_run`` is a finished
     run of the quick preset's teacher architecture trained with them."""
-    from kdlib.analysis.notebook import parse_extra
+    from kdlib.studies.notebook import parse_extra
     from kdlib.data.synthetic import generate
     from kdlib.engine.config import resolve_config
     from kdlib.engine.trainer import train

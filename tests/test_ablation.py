@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kdlib.analysis.ablation import (ABLATIONS, canonical_variant, paper_ablation_rows, parse_variant,
+from kdlib.studies.ablation import (ABLATIONS, canonical_variant, paper_ablation_rows, parse_variant,
                                      variant_overrides)
 from kdlib.engine.recipes import method_defaults
 
@@ -60,7 +60,7 @@ def test_default_variants_are_canonical_and_match_the_paper():
 
 
 def test_table_vs_paper_by_variant_on_the_paper_dataset_and_on_proxy_data():
-    from kdlib.analysis.tables import summarize_seeds, table_vs_paper
+    from kdlib.report.tables import summarize_seeds, table_vs_paper
 
     paper = paper_ablation_rows("cirkd_table4")
     runs = pd.DataFrame({"student": "deeplabv3_mobilenetv2", "variant": ["ce", "ce", "ce+kd", "ce+kd", "ce+x"],

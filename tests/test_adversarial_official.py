@@ -272,7 +272,7 @@ def test_paper_defaults_and_option(method):
 
 # ------------------------------------------------------------------------------------------- end to end
 def test_switch_changes_only_the_discriminator_in_a_tiny_skd_run(tiny_data_and_teacher, tmp_path):
-    from kdlib.analysis.notebook import parse_extra
+    from kdlib.studies.notebook import parse_extra
     from kdlib.engine.config import resolve_config
     from kdlib.engine.trainer import train
 

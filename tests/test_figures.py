@@ -11,9 +11,9 @@ import pytest
 from notebook_runner import execute
 import torch
 
-from kdlib.analysis.embedding import sample_pixel_indices, tsne_embeddings
-from kdlib.analysis.qualitative import plot_qualitative_grid, qualitative_panels
-from kdlib.analysis.similarity import (afdcd_patch_similarity, anchor_similarity_maps, patch_of_cell,
+from kdlib.figures.embedding import sample_pixel_indices, tsne_embeddings
+from kdlib.figures.qualitative import plot_qualitative_grid, qualitative_panels
+from kdlib.figures.similarity import (afdcd_patch_similarity, anchor_similarity_maps, patch_of_cell,
                                        relation_mad, relation_matrix)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,7 +192,7 @@ def test_qualitative_grid_colours_ignore_pixels_black(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- loading
 def test_load_model_reads_a_run_dir_and_an_official_state_dict(tmp_path, tiny_data_and_teacher):
-    from kdlib.analysis.predictions import (eval_dataset, extract_outputs, load_model, load_samples,
+    from kdlib.figures.predictions import (eval_dataset, extract_outputs, load_model, load_samples,
                                             parse_run_dirs, predict_labels)
     from kdlib.models import export_official
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kdlib.analysis.grid import expand_grid, parse_param, run_grid, run_id, split_values
+from kdlib.studies.grid import expand_grid, parse_param, run_grid, run_id, split_values
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,7 +117,7 @@ def test_every_notebook_has_a_parameters_cell_papermill_can_read(notebook):
 
 
 def test_train_config_never_reuses_a_run_made_with_other_settings(tiny_setup, tmp_path):
-    from kdlib.analysis.notebook import parse_extra, train_config
+    from kdlib.studies.notebook import parse_extra, train_config
 
     base, extra, teacher = tiny_setup
     overrides = {**parse_extra(extra), "method": "none"}
@@ -128,7 +128,7 @@ def test_train_config_never_reuses_a_run_made_with_other_settings(tiny_setup, tm
 
 
 def test_kernel_threads_split_the_cores_between_jobs():
-    from kdlib.analysis.grid import kernel_threads
+    from kdlib.studies.grid import kernel_threads
 
     assert kernel_threads(1, cpus=2) is None            # one job: PyTorch's own default
     assert kernel_threads(2, cpus=2) == 1
@@ -140,7 +140,7 @@ def test_kernel_thread_setting_does_not_leak(monkeypatch):
     """The grid's OMP_NUM_THREADS for its kernels is restored afterwards (later subprocesses are unaffected)."""
     import os
 
-    from kdlib.analysis.grid import _kernel_threads_env
+    from kdlib.studies.grid import _kernel_threads_env
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     with _kernel_threads_env(1):

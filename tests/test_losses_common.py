@@ -194,7 +194,7 @@ def test_cuda_matches_cpu(name):
 
 @pytest.mark.parametrize("dim", [1, 2])
 def test_l2_normalize_matches_f_normalize_values_and_gradients(dim):
-    from kdlib.losses._common import l2_normalize
+    from kdlib.losses.common import l2_normalize
 
     x = torch.randn(2, 5, 3, 4, dtype=torch.float64)
     x[0, :, 1, 2] = 0.0                       # an all-zero vector along dim 1
@@ -213,7 +213,7 @@ def test_l2_normalize_matches_f_normalize_values_and_gradients(dim):
 
 
 def test_l2_normalize_half_precision_zero_vector_is_finite():
-    from kdlib.losses._common import l2_normalize
+    from kdlib.losses.common import l2_normalize
 
     x = torch.zeros(1, 4, 2, 2, dtype=torch.bfloat16, requires_grad=True)
     y = l2_normalize(x, 1)
@@ -224,7 +224,7 @@ def test_l2_normalize_half_precision_zero_vector_is_finite():
 @pytest.mark.parametrize("big", [1, 7, 33, 97, 360, 375, 512, 513, 1024, 1025])
 def test_resize_labels_nearest_picks_the_pixels_torch_interpolate_picks(big):
     """The direct row / column pick gives exactly the labels of the official float-interpolate resize."""
-    from kdlib.losses._common import resize_labels_nearest
+    from kdlib.losses.common import resize_labels_nearest
 
     g = torch.Generator().manual_seed(big)
     for small in (1, 2, 5, 8, 31, 45, 64, 65, 69, 128, 129):
@@ -237,7 +237,7 @@ def test_resize_labels_nearest_picks_the_pixels_torch_interpolate_picks(big):
 
 
 def test_resize_labels_nearest_keeps_top_left_pixels_of_8x8_cells():
-    from kdlib.losses._common import resize_labels_nearest
+    from kdlib.losses.common import resize_labels_nearest
 
     lab = torch.arange(16 * 24).reshape(1, 16, 24)
     out = resize_labels_nearest(lab, (2, 3))

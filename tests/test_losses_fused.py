@@ -1,7 +1,7 @@
 """Regression tests for the fused KL / relation autograd functions (values AND gradients).
 
 kd_loss, cwd_loss, cirkd_batch_p2p_loss and cirkd_memory_losses compute their gradient inside the forward pass
-(``kdlib.losses._common._KLDivSumFused``, ``kdlib.losses.cirkd._BatchP2PKL`` / ``_MemoryKL``, row-blocked).
+(``kdlib.losses.common._KLDivSumFused``, ``kdlib.losses.cirkd._BatchP2PKL`` / ``_MemoryKL``, row-blocked).
 Here they are compared, in float64, with plain autograd through straightforward formulas, including the
 row-blocked path (tiny block budget), the no-grad path, a non-unit upstream gradient, and gradcheck.
 """

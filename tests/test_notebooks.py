@@ -50,7 +50,7 @@ TABLE_NOTEBOOKS = ["cirkd_table2", "cirkd_table3", "afdcd_cityscapes", "afdcd_ca
 @pytest.mark.parametrize("name", TABLE_NOTEBOOKS)
 def test_table_notebooks(tiny, name):
     """Each table notebook with its own methods (one tiny run each) on the first student."""
-    from kdlib.analysis.reproduce import TABLES, paper_rows
+    from kdlib.studies.reproduce import TABLES, paper_rows
 
     base, extra, teacher = tiny
     spec = TABLES[name]
@@ -73,7 +73,7 @@ def _run_config(out: Path, student: str, variant: str, seed: int = 0) -> dict:
     """The resolved config.yaml of one ablation run."""
     import yaml
 
-    from kdlib.analysis.grid import run_id
+    from kdlib.studies.grid import run_id
 
     path = out / "runs" / run_id({"student": student, "variant": variant, "seed": seed}) / "config.yaml"
     return yaml.safe_load(path.read_text())

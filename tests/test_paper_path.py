@@ -234,7 +234,7 @@ def test_missing_wrong_or_unknown_inputs_are_one_line(capsys, imagenet_dir, tmp_
 
 
 def test_grid_refuses_unknown_parameter_with_suggestion(tmp_path):
-    from kdlib.analysis.grid import run_grid
+    from kdlib.studies.grid import run_grid
 
     with pytest.raises(ValueError, match="no parameter 'methd'.*did you mean method"):
         run_grid(NOTEBOOKS / "train_config.py", {"methd": ["kd"]}, results_root=tmp_path, progress=False)
@@ -270,7 +270,7 @@ def test_paper_preset_starts_with_the_students_imagenet_file(tmp_path, capsys):
 
 def test_camvid_table_compares_the_best_checkpoint_on_test(tmp_path):
     """CIRKD Table 2 with the camvid preset on a CamVid fixture: checkpoint chosen on val, number on test."""
-    from kdlib.analysis.reproduce import reproduce_table
+    from kdlib.studies.reproduce import reproduce_table
     from kdlib.data import build_dataset
     from kdlib.engine.evaluate import evaluate
     from kdlib.models import build_model
@@ -315,7 +315,7 @@ def test_camvid_table_compares_the_best_checkpoint_on_test(tmp_path):
 
 def test_table_notebook_cell_trains_in_two_processes(tiny_data_and_teacher, tmp_path):
     """nproc_per_node=2 in a table notebook: its run trains under torchrun (2 gloo processes)."""
-    from kdlib.analysis.grid import run_grid
+    from kdlib.studies.grid import run_grid
 
     extra, _ = tiny_data_and_teacher
     table, results = run_grid(NOTEBOOKS / "cirkd_table2.py",

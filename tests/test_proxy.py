@@ -1,4 +1,4 @@
-"""The proxy study's plan (kdlib.analysis.proxy): every cell fits its notebook, training cells precede the final
+"""The proxy study's plan (kdlib.studies.proxy): every cell fits its notebook, training cells precede the final
 cell that reads their runs, and the printed `kdlib grid` commands parse back to the same cells."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kdlib.analysis import proxy
+from kdlib.studies import proxy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def test_sweep_cells_split_one_value_per_cell_other_panels_empty():
 
 
 def test_grid_command_parses_back_to_the_same_cells():
-    from kdlib.analysis.grid import expand_grid, parse_param
+    from kdlib.studies.grid import expand_grid, parse_param
 
     for step, phase, root, notebook, params, jobs in proxy.plan(["main_runs", "cirkd_fig6", "afdcd_table5"]):
         argv = shlex.split(proxy.grid_command(notebook, params, root, step, jobs))
@@ -85,8 +85,8 @@ def test_run_proxy_drives_run_grid_in_plan_order(monkeypatch, tmp_path):
     """Without training: the teacher and every grid call happen in plan order with the plan's arguments."""
     import pandas as pd
 
-    from kdlib.analysis import grid as grid_module
-    from kdlib.analysis.grid import CellResult
+    from kdlib.studies import grid as grid_module
+    from kdlib.studies.grid import CellResult
 
     calls = []
     monkeypatch.setattr(proxy, "RESULTS", tmp_path / "results")

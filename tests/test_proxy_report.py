@@ -1,4 +1,4 @@
-"""The proxy report's tables (kdlib.analysis.proxy_report): Welch gains checked by hand, rendering from files."""
+"""The proxy report's tables (kdlib.report.proxy_report): Welch gains checked by hand, rendering from files."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from kdlib.analysis import proxy_report as pr
+from kdlib.report import proxy_report as pr
+from kdlib.studies.proxy import STEPS, verify_runs
 
 
 def test_welch_interval_matches_a_hand_computed_case():
@@ -83,7 +84,7 @@ def test_report_renders_table_steps_with_paper_gains_and_cost(tmp_path):
     headline = pr.headline_table(tmp_path).set_index(["student", "method"])
     assert headline.loc[("r18", "cwd"), "gain"] == pytest.approx(3.0)
     assert headline.loc[("r18", "cwd"), "paper gain"] == pytest.approx(1.9)
-    path = pr.write_report(tmp_path, figures=tmp_path / "figures")
+    path = pr.write_report(STEPS, tmp_path, figures=tmp_path / "figures")
     assert (tmp_path / "figures" / "headline_gains.png").stat().st_size > 1000
     assert (tmp_path / "figures" / "headline_gains.pdf").is_file()
     text = path.read_text()
@@ -129,7 +130,7 @@ def test_verify_runs_compares_committed_and_local_metrics(tmp_path):
     for i, miou in ((0, runs["miou"].iloc[0]), (1, runs["miou"].iloc[1] + 0.01)):   # r2: not trained here
         (tmp_path / "runs" / f"r{i}").mkdir(parents=True)
         (tmp_path / "runs" / f"r{i}" / "metrics.json").write_text(json.dumps({"miou": float(miou)}))
-    checked = pr.verify_runs(tmp_path / "results").set_index("run_dir")
+    checked = verify_runs(tmp_path / "results").set_index("run_dir")
     assert len(checked) == 2
     assert bool(checked.loc[str(tmp_path / "runs" / "r0"), "match"])
     assert not bool(checked.loc[str(tmp_path / "runs" / "r1"), "match"])

@@ -158,7 +158,7 @@ def test_optimizer_option():
 @pytest.fixture(scope="module")
 def segformer_teacher(tmp_path_factory, tiny_data_and_teacher):
     """(extra, run dir) of a 2-iteration MiT-B4 teacher at width 0.125 (AdamW), on the tiny data."""
-    from kdlib.analysis.notebook import parse_extra
+    from kdlib.studies.notebook import parse_extra
     from kdlib.engine.config import resolve_config
     from kdlib.engine.trainer import train
 
@@ -182,7 +182,7 @@ def _optimizer_groups(run: Path):
 ])
 def test_two_iterations_on_the_segformer_pair(segformer_teacher, tiny_data_and_teacher, tmp_path, method, options,
                                               terms):
-    from kdlib.analysis.notebook import parse_extra
+    from kdlib.studies.notebook import parse_extra
     from kdlib.engine.config import resolve_config
     from kdlib.engine.trainer import train
 
@@ -211,7 +211,7 @@ def test_segformer_pair_notebook(segformer_teacher, tmp_path):
     import pandas as pd
     import yaml
 
-    from kdlib.analysis.grid import run_id
+    from kdlib.studies.grid import run_id
     from notebook_runner import execute
 
     extra, teacher = segformer_teacher

@@ -9,7 +9,7 @@ import pytest
 from notebook_runner import execute
 import yaml
 
-from kdlib.analysis import sweep as sw
+from kdlib.studies import sweep as sw
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def test_a_bad_value_fails_before_anything_trains(tmp_path):
 
 
 def test_step_seconds_leaves_out_evaluations(tmp_path):
-    from kdlib.analysis.cost import process_peak_rss_mb, step_seconds
+    from kdlib.studies.cost import process_peak_rss_mb, step_seconds
 
     records = [{"iteration": 10, "time": 1.0}, {"iteration": 20, "time": 2.0},
                {"iteration": 20, "eval": {"miou": 0.1}}, {"iteration": 30, "time": 9.0},  # holds the eval
@@ -128,7 +128,7 @@ def test_step_seconds_leaves_out_evaluations(tmp_path):
 
 
 def test_paper_cost_table():
-    from kdlib.analysis.cost import paper_cost
+    from kdlib.studies.cost import paper_cost
 
     paper = paper_cost().set_index("method")
     assert paper.loc["afdcd", "paper_gpu_memory_gb"] == 7.94 and paper.loc["cirkd", "paper_gpu_memory_gb"] == 10.09

@@ -282,7 +282,7 @@ def test_cli_generate_verify_and_errors(tmp_path, capsys):
 def test_sample_grid_figure(small, tmp_path, capsys):
     import matplotlib
 
-    from kdlib.analysis.sample_grid import plot_sample_grid, save_compact_png
+    from kdlib.figures.sample_grid import plot_sample_grid, save_compact_png
 
     fig = plot_sample_grid(small, n=3, split="val", columns=2)
     assert matplotlib.get_backend().lower() == "agg"

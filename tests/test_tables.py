@@ -1,11 +1,11 @@
-"""kdlib.analysis.tables: seed summaries (hand-computed), comparison with the papers, markdown."""
+"""kdlib.report.tables: seed summaries (hand-computed), comparison with the papers, markdown."""
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from kdlib.analysis.tables import (compare_with_paper, format_comparison, markdown_table, summarize_seeds,
+from kdlib.report.tables import (compare_with_paper, format_comparison, markdown_table, summarize_seeds,
                                    t_quantile)
 from kdlib.paper_numbers import paper_table
 

@@ -212,7 +212,7 @@ def test_cli_train_bad_input_is_a_clear_message_not_a_traceback(tmp_path):
 
 
 def test_quick_study_tiny(data_root, tmp_path):
-    from kdlib.quick import run_quick
+    from kdlib.studies.quick import run_quick
 
     overrides = {"data_root": str(data_root), "dataset_options": {"preset": "tiny"}, "crop_size": [48, 96],
                  "iterations": 4, "eval_interval": 4, "checkpoint_interval": 4, "num_workers": 0,

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from kdlib.engine import distributed
+from kdlib import distributed
 
 EPS = 2.220446049250313e-16
 

@@ -8,7 +8,7 @@ from typing import Any, Dict
 import torch
 
 from kdlib.engine.checkpoint import CHECKPOINT_FORMAT
-from kdlib.engine.distributed import init_distributed
+from kdlib.distributed import init_distributed
 from kdlib.engine.evaluate import evaluate
 from kdlib.engine.rundir import weights_file, write_json
 from kdlib.models import build_model, load_official

@@ -50,7 +50,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # proxy: the proxy study (kdlib proxy, results/README.md): the papers' architectures (teacher DeepLabV3-R101,
     # students R18 / MBV2 / PSPNet-R18) at width 0.25 without ImageNet, on the quick data (64x128 images),
     # 800 iterations (an R18 baseline ~1 min, Af-DCD ~5 min on one core) so that the whole study fits 2.5 h on
-    # 2 cores. The R101 teacher trains once, for 6,000 iterations (kdlib.analysis.proxy.TEACHER_ITERATIONS).
+    # 2 cores. The R101 teacher trains once, for 6,000 iterations (kdlib.studies.proxy.TEACHER_ITERATIONS).
     # Measured (results/README.md): on the 128x256 proxy images with 64x128 crops, 800 iterations left the
     # students far from converged and seeds 1.5 mIoU apart (std), hence the smaller images. No loader worker:
     # each grid job is one single-threaded process per core.

@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from kdlib.engine import distributed
+from kdlib import distributed
 from kdlib.engine.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_checkpoint, rng_state, set_rng_state
 from kdlib.engine.config import NO_IMAGENET, TrainConfig
 from kdlib.engine.preflight import check_imagenet

@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region
+from kdlib.losses.common import check_4d, check_same_shape, compute_dtype, fp32_region
 
-__all__ = ["afdcd_fd_loss", "afdcd_omni_loss", "afdcd_spatial_loss", "afdcd_channel_loss"]
+# the losses, and the pre-processing steps they share with kdlib.figures.similarity's patch matrices
+__all__ = ["afdcd_fd_loss", "afdcd_omni_loss", "afdcd_spatial_loss", "afdcd_channel_loss", "check_groups",
+           "check_options", "crop_to_patch", "pairwise_similarity", "pool_pair", "to_patch_samples"]
 
 _SIMILARITIES = ("l1", "l2", "cosine")
 _CROPS = ("topleft", "error")
@@ -53,14 +55,15 @@ def afdcd_fd_loss(generated: Tensor, t_feat: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _check_options(similarity: str, crop: Optional[str] = None) -> None:
+def check_options(similarity: str, crop: Optional[str] = None) -> None:
+    """Raise ``ValueError`` unless ``similarity`` (and ``crop``, if given) is one the losses accept."""
     if similarity not in _SIMILARITIES:
         raise ValueError(f"similarity must be one of {_SIMILARITIES}, got {similarity!r}")
     if crop is not None and crop not in _CROPS:
         raise ValueError(f"crop must be one of {_CROPS}, got {crop!r}")
 
 
-def _pool_pair(s: Tensor, t: Tensor, pool: Optional[int], strict: bool) -> Tuple[Tensor, Tensor]:
+def pool_pair(s: Tensor, t: Tensor, pool: Optional[int], strict: bool) -> Tuple[Tensor, Tensor]:
     """Max-pool both maps with kernel = stride = ``pool`` (floor mode, as ``F.max_pool2d(x, pool)``).
 
     ``pool`` None / 0 / 1: no pooling. ``strict``: raise if h or w is not a multiple of ``pool`` (floor
@@ -91,7 +94,7 @@ def _max_pool_constant(x: Tensor, pool: int) -> Tensor:
     return x.reshape(b, c, hp, pool, wp * pool).amax(3).reshape(b, c, hp, wp, pool).amax(4)
 
 
-def _crop_to_patch(s: Tensor, t: Tensor, patch: int, crop: str) -> Tuple[Tensor, Tensor]:
+def crop_to_patch(s: Tensor, t: Tensor, patch: int, crop: str) -> Tuple[Tensor, Tensor]:
     """Crop both maps to the top-left largest multiple of ``patch`` (or raise with ``crop='error'``)."""
     if patch <= 0:
         raise ValueError(f"patch must be a positive integer, got {patch}")
@@ -126,7 +129,7 @@ def _unit(x: Tensor) -> Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(_COS_EPS)
 
 
-def _similarity(a: Tensor, b: Tensor, kind: str) -> Tensor:
+def pairwise_similarity(a: Tensor, b: Tensor, kind: str) -> Tensor:
     """Batched similarity (..., R, D) x (..., R', D) -> (..., R, R') (reference form; the losses use the
     fused :class:`_PatchContrast`, which computes the same values block by block)."""
     if kind == "l1":
@@ -151,7 +154,7 @@ def _contrast_rows_sum(sim: Tensor, tau: float, valid: Optional[Tensor] = None) 
 
 
 class _PatchContrast(torch.autograd.Function):
-    """``_contrast_rows_sum(_similarity(xs, xt, kind), tau, valid)`` fused, gradient formed in the forward pass.
+    """``_contrast_rows_sum(pairwise_similarity(xs, xt, kind), tau, valid)`` fused, gradient formed in the forward pass.
 
     xs (P, R, D) student samples, xt (P, R, D) teacher samples (constant). ``kind``: 'l1' / 'l2' (sim = -cdist)
     or 'dot' (sim = xs xt^T; cosine passes unit vectors, the normalisation stays on the autograd graph).
@@ -206,7 +209,7 @@ class _PatchContrast(torch.autograd.Function):
 
 
 def _contrast_loss_sum(xs: Tensor, xt: Tensor, kind: str, tau: float, valid: Optional[Tensor] = None) -> Tensor:
-    """= ``_contrast_rows_sum(_similarity(xs, xt, kind), tau, valid)`` (xt constant), fused and row-blocked."""
+    """= ``_contrast_rows_sum(pairwise_similarity(xs, xt, kind), tau, valid)`` (xt constant), fused and row-blocked."""
     xt = xt.detach()
     if kind == "cosine":
         xs, xt, kind = _unit(xs), _unit(xt), "dot"
@@ -214,7 +217,7 @@ def _contrast_loss_sum(xs: Tensor, xt: Tensor, kind: str, tau: float, valid: Opt
     return _PatchContrast.apply(xs.contiguous(), xt.contiguous(), kind, tau, valid, want_grad)
 
 
-def _to_patch_samples(x: Tensor, patch: int, groups: int) -> Tensor:
+def to_patch_samples(x: Tensor, patch: int, groups: int) -> Tensor:
     """(B, C, H, W) -> (B * H/P * W/P, P*P*M, C/M); sample index n*M + g, n = row-major position in the patch."""
     b, c, h, w = x.shape
     p, m = patch, groups
@@ -223,7 +226,8 @@ def _to_patch_samples(x: Tensor, patch: int, groups: int) -> Tensor:
     return x.reshape(b * (h // p) * (w // p), p * p * m, c // m)
 
 
-def _check_groups(c: int, groups: int) -> None:
+def check_groups(c: int, groups: int) -> None:
+    """Raise ``ValueError`` unless ``c`` channels split into ``groups`` equal groups (M divides C)."""
     if groups <= 0 or c % groups:
         raise ValueError(f"the channel count {c} must be divisible by groups={groups}")
 
@@ -262,14 +266,14 @@ def afdcd_omni_loss(s: Tensor, t: Tensor, groups: int = 16, patch: int = 4, pool
     """
     check_4d("s", s)
     check_same_shape(("s", "t"), s, t)
-    _check_options(similarity, crop)
-    _check_groups(s.shape[1], groups)
+    check_options(similarity, crop)
+    check_groups(s.shape[1], groups)
     with fp32_region(s):
-        s_, t_ = _pool_pair(compute_dtype(s), compute_dtype(t.detach()), pool, strict=crop == "error")
-        s_, t_ = _crop_to_patch(s_, t_, patch, crop)
+        s_, t_ = pool_pair(compute_dtype(s), compute_dtype(t.detach()), pool, strict=crop == "error")
+        s_, t_ = crop_to_patch(s_, t_, patch, crop)
         b, _, h, w = s_.shape
-        xs = _to_patch_samples(s_, patch, groups)
-        xt = _to_patch_samples(t_, patch, groups)
+        xs = to_patch_samples(s_, patch, groups)
+        xt = to_patch_samples(t_, patch, groups)
         g = torch.arange(patch * patch * groups, device=xs.device) % groups
         valid = (g.view(-1, 1) != g.view(1, -1)) | torch.eye(g.numel(), dtype=torch.bool, device=xs.device)
         return _contrast_loss_sum(xs, xt, similarity, tau, valid) / (b * h * w)   # (n_patches, R, R) blocks
@@ -295,13 +299,13 @@ def afdcd_spatial_loss(s: Tensor, t: Tensor, patch: int = 4, pool: Optional[int]
     """
     check_4d("s", s)
     check_same_shape(("s", "t"), s, t)
-    _check_options(similarity, crop)
+    check_options(similarity, crop)
     with fp32_region(s):
-        s_, t_ = _pool_pair(compute_dtype(s), compute_dtype(t.detach()), pool, strict=crop == "error")
-        s_, t_ = _crop_to_patch(s_, t_, patch, crop)
+        s_, t_ = pool_pair(compute_dtype(s), compute_dtype(t.detach()), pool, strict=crop == "error")
+        s_, t_ = crop_to_patch(s_, t_, patch, crop)
         b, _, h, w = s_.shape
-        xs = _to_patch_samples(s_, patch, 1)                                  # (n_patches, N^2, C)
-        xt = _to_patch_samples(t_, patch, 1)
+        xs = to_patch_samples(s_, patch, 1)                                  # (n_patches, N^2, C)
+        xt = to_patch_samples(t_, patch, 1)
         return _contrast_loss_sum(xs, xt, similarity, tau) / (b * h * w)
 
 
@@ -325,10 +329,10 @@ def afdcd_channel_loss(s: Tensor, t: Tensor, groups: int = 16, pool: Optional[in
     """
     check_4d("s", s)
     check_same_shape(("s", "t"), s, t)
-    _check_options(similarity)
-    _check_groups(s.shape[1], groups)
+    check_options(similarity)
+    check_groups(s.shape[1], groups)
     with fp32_region(s):
-        s_, t_ = _pool_pair(compute_dtype(s), compute_dtype(t.detach()), pool, strict=False)
+        s_, t_ = pool_pair(compute_dtype(s), compute_dtype(t.detach()), pool, strict=False)
         b, c, h, w = s_.shape
         xs = s_.reshape(b, groups, c // groups, h * w).permute(0, 3, 1, 2).reshape(b * h * w, groups, -1)
         xt = t_.reshape(b, groups, c // groups, h * w).permute(0, 3, 1, 2).reshape(b * h * w, groups, -1)

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region, l2_normalize
+from kdlib.losses.common import check_4d, check_same_shape, compute_dtype, fp32_region, l2_normalize
 
 __all__ = ["at_loss", "attention_map"]
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from kdlib.losses._common import (check_4d, check_same_shape, compute_dtype, fp32_region, l2_normalize,
+from kdlib.losses.common import (check_4d, check_same_shape, compute_dtype, fp32_region, l2_normalize,
                                   pixel_rows, resize_labels_nearest)
 
 __all__ = ["cirkd_batch_p2p_loss", "cirkd_memory_losses", "cirkd_enqueue"]

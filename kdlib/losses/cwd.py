@@ -5,7 +5,7 @@ from typing import Optional
 
 from torch import Tensor
 
-from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region, kl_div_sum
+from kdlib.losses.common import check_4d, check_same_shape, compute_dtype, fp32_region, kl_div_sum
 
 __all__ = ["cwd_loss"]
 

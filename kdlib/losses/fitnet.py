@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdlib.losses._common import check_same_shape, compute_dtype, fp32_region
+from kdlib.losses.common import check_same_shape, compute_dtype, fp32_region
 
 __all__ = ["fitnet_loss"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region, resize_labels_nearest
+from kdlib.losses.common import check_4d, check_same_shape, compute_dtype, fp32_region, resize_labels_nearest
 
 __all__ = ["ifvd_loss", "ifv_map"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region, kl_div_sum
+from kdlib.losses.common import check_4d, check_same_shape, compute_dtype, fp32_region, kl_div_sum
 
 __all__ = ["kd_loss"]
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdlib.losses._common import check_4d, check_same_shape, compute_dtype, fp32_region, l2_normalize
+from kdlib.losses.common import check_4d, check_same_shape, compute_dtype, fp32_region, l2_normalize
 
 __all__ = ["skd_pairwise_loss"]
 

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils import parametrizations, parametrize
 
-from kdlib.engine import distributed
+from kdlib import distributed
 from kdlib.losses.base import DistillLoss
 
 __all__ = ["SelfAttention", "SAGANDiscriminator", "AdversarialTerm", "AdversarialDistillLoss", "OfficialSpectralNorm",

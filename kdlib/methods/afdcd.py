@@ -10,7 +10,7 @@ from torch import Tensor
 from kdlib.losses.base import DistillLoss, PairSpec
 from kdlib.losses.functional import (afdcd_channel_loss, afdcd_fd_loss, afdcd_omni_loss, afdcd_spatial_loss,
                                      kd_loss)
-from kdlib.methods import _random
+from kdlib.methods import random_draws
 from kdlib.models.output import SegOutput
 from kdlib.registry import LOSSES
 
@@ -145,7 +145,7 @@ class AfDCD(DistillLoss):
                   ) -> Tensor:
         """Spatial mask (B, 1, h, w) of 0/1: random (fraction ~``mask_ratio`` zeroed) or the centre block."""
         if self.rand_mask:
-            u = _random.rand((b, 1, h, w), device, self.generator)
+            u = random_draws.rand((b, 1, h, w), device, self.generator)
             return (u <= 1.0 - self.mask_ratio).to(dtype)
         m = torch.ones(b, 1, h, w, device=device, dtype=dtype)
         m[:, :, h // 3:2 * h // 3, w // 3:2 * w // 3] = 0

@@ -8,12 +8,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from kdlib.engine.distributed import all_gather_cat
-from kdlib.losses._common import compute_dtype, fp32_region, l2_normalize, resize_labels_nearest
+from kdlib.distributed import all_gather_cat
+from kdlib.losses.common import compute_dtype, fp32_region, l2_normalize, resize_labels_nearest
 from kdlib.losses.base import DistillLoss, PairSpec
 from kdlib.losses.cirkd import memory_losses_normalised
 from kdlib.losses.functional import cirkd_batch_p2p_loss, cirkd_enqueue, kd_loss
-from kdlib.methods import _random
+from kdlib.methods import random_draws
 from kdlib.models.output import SegOutput
 from kdlib.registry import LOSSES
 
@@ -148,14 +148,14 @@ class CIRKD(DistillLoss):
 
     def draw_pixel_keys(self, shape: Tuple[int, int, int], device: torch.device) -> Tensor:
         """Random key per pixel (B, h, w): which pixels of a class enter the pixel queue (smallest keys)."""
-        return _random.rand(shape, device, self.generator)
+        return random_draws.rand(shape, device, self.generator)
 
     def draw_contrast_indices(self, device: torch.device) -> Tuple[Tensor, Tensor]:
         """Slot indices shared by all classes: (pixel (k_p,), region (k_r,)); empty for a disabled term."""
         empty = torch.zeros(0, dtype=torch.long, device=device)
-        pixel_idx = (_random.randperm(self.pixel_memory_size, device, self.generator)[:self.pixel_slots_per_class]
+        pixel_idx = (random_draws.randperm(self.pixel_memory_size, device, self.generator)[:self.pixel_slots_per_class]
                      if "memory_p2p" in self.enabled else empty)
-        region_idx = (_random.randperm(self.region_memory_size, device,
+        region_idx = (random_draws.randperm(self.region_memory_size, device,
                                        self.generator)[:self.region_slots_per_class]
                       if "memory_p2r" in self.enabled else empty)
         return pixel_idx, region_idx

@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-StateSource = Union[Mapping[str, Tensor], str, os.PathLike]
+from kdlib.models.state_io import OfficialCheckpointError, StateSource, check_and_build, read_state, summarise_keys
+
 
 # kdlib prefix -> official prefix, per backbone family
 _PREFIXES_RESNET = (("backbone.", "pretrained."), ("aux_head.", "auxlayer."), ("head.", "head."))
@@ -37,10 +38,6 @@ IMAGENET_FILES = {
 _IMAGENET_CLASSIFIER_PREFIXES = ("fc.", "classifier.", "features.18.")
 
 
-class OfficialCheckpointError(ValueError):
-    """A checkpoint does not fit the model; the message names the offending keys and what to do."""
-
-
 def _prefixes(model: nn.Module) -> Tuple[Tuple[str, str], ...]:
     from kdlib.models.mobilenetv2 import MobileNetV2Dilated
 
@@ -54,55 +51,6 @@ def _rename(key: str, pairs: Tuple[Tuple[str, str], ...], to_official: bool) -> 
         if key.startswith(src):
             return dst + key[len(src):]
     return None
-
-
-def _read_state(source: StateSource) -> Dict[str, Tensor]:
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file not found: {path}")
-        source = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(source, Mapping):
-        raise OfficialCheckpointError(f"expected a state dict (mapping of names to tensors), got {type(source)}")
-    for wrapper in ("state_dict", "model"):  # tolerate {'state_dict': {...}} style wrappers
-        if wrapper in source and isinstance(source[wrapper], Mapping):
-            source = source[wrapper]
-    state = dict(source)
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
-def _summarise(keys: List[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
-def _check_and_build(model_state: Mapping[str, Tensor], incoming: Mapping[str, Tensor], what: str,
-                     hint: str, tolerated_extra: Tuple[str, ...] = (),
-                     display: Callable[[str], str] = lambda key: key) -> Dict[str, Tensor]:
-    """Validate ``incoming`` (already in kdlib names) against ``model_state``; return the full dict to load.
-
-    ``display`` maps a kdlib key to the name the user's file uses, so that errors name the file's keys.
-    """
-    missing = [display(k) for k in model_state if k not in incoming and not k.endswith("num_batches_tracked")]
-    unexpected = [display(k) for k in incoming if k not in model_state and not k.startswith(tolerated_extra)]
-    mismatched = [f"{display(k)} {tuple(incoming[k].shape)} vs model {tuple(v.shape)}"
-                  for k, v in model_state.items() if k in incoming and incoming[k].shape != v.shape]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_summarise(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_summarise(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatches: {_summarise(mismatched)}")
-    if problems:
-        raise OfficialCheckpointError(f"{what} does not fit the model; nothing was loaded.\n  "
-                                      + "\n  ".join(problems) + f"\n  {hint}")
-    full = {}
-    for k, v in model_state.items():
-        full[k] = incoming[k] if k in incoming else v  # only num_batches_tracked can be absent
-    return full
 
 
 def load_official(model: nn.Module, state_dict: StateSource) -> nn.Module:
@@ -122,7 +70,7 @@ def load_official(model: nn.Module, state_dict: StateSource) -> nn.Module:
 
     if isinstance(model, SegFormer):   # CIRKD's SegFormer files use their own flat key layout
         return load_official_segformer(model, state_dict)
-    state = _read_state(state_dict)
+    state = read_state(state_dict)
     pairs = _prefixes(model)
     renamed: Dict[str, Tensor] = {}
     unknown: List[str] = []
@@ -133,12 +81,12 @@ def load_official(model: nn.Module, state_dict: StateSource) -> nn.Module:
     if unknown:
         raise OfficialCheckpointError(
             f"official checkpoint does not fit the model; nothing was loaded.\n  keys outside the official "
-            f"layout (expected prefixes {', '.join(sorted({p for _, p in pairs}))}): {_summarise(unknown)}")
+            f"layout (expected prefixes {', '.join(sorted({p for _, p in pairs}))}): {summarise_keys(unknown)}")
     _check_class_count(model, renamed)
     hint = ("Build the kdlib model with the same architecture name, num_classes, aux=True for ResNet models "
             "and width=1.0; checkpoints of the official repository's later 'CIRKDV2' code use other head "
             "widths and do not fit the paper models.")
-    full = _check_and_build(model_state, renamed, "official checkpoint", hint,
+    full = check_and_build(model_state, renamed, "official checkpoint", hint,
                             display=lambda key: _rename(key, pairs, to_official=True) or key)
     model.load_state_dict(full, strict=True)
     return model
@@ -195,7 +143,7 @@ def load_imagenet_backbone(model: nn.Module, path: Union[str, os.PathLike]) -> n
             f"CIRKD file '{expected}' (deep-stem 'v1s' weights; torchvision weights do not fit). Download it "
             f"from the CIRKD repository's README links and pass its local path, or train without ImageNet "
             f"initialisation (the papers' R18* setting).")
-    state = _read_state(path)
+    state = read_state(path)
     from kdlib.models.mobilenetv2 import MobileNetV2Dilated
 
     backbone = model.backbone
@@ -203,7 +151,7 @@ def load_imagenet_backbone(model: nn.Module, path: Union[str, os.PathLike]) -> n
         state = {k[len("net."):] if k.startswith("net.") else k: v for k, v in state.items()}
     hint = (f"Expected the official '{expected}' at width=1.0 (deep stem 64-64-128 for ResNets). "
             f"torchvision/timm ResNet weights have a different stem and cannot be used.")
-    full = _check_and_build(backbone.state_dict(), state, f"ImageNet checkpoint {path.name}", hint,
+    full = check_and_build(backbone.state_dict(), state, f"ImageNet checkpoint {path.name}", hint,
                             tolerated_extra=_IMAGENET_CLASSIFIER_PREFIXES)
     backbone.load_state_dict(full, strict=True)
     return model

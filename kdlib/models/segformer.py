@@ -71,6 +71,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kdlib.models.layers import scale_channels
+from kdlib.models.state_io import check_and_build, read_state
 from kdlib.models.output import SegOutput
 from kdlib.models.segmentor import Segmentor
 
@@ -311,10 +312,8 @@ def _official_to_kdlib(key: str) -> str:
 
 def load_official_segformer(model: SegFormer, state_dict: StateSource) -> SegFormer:
     """Load a CIRKD SegFormer state dict (flat keys, optional ``module.`` prefix) or a file; all or nothing."""
-    from kdlib.models.official import _check_and_build, _read_state
-
-    state = {_official_to_kdlib(k): v for k, v in _read_state(state_dict).items()}
-    full = _check_and_build(model.state_dict(), state, "SegFormer checkpoint",
+    state = {_official_to_kdlib(k): v for k, v in read_state(state_dict).items()}
+    full = check_and_build(model.state_dict(), state, "SegFormer checkpoint",
                             "Build the model with the same name, num_classes and width=1.0.",
                             display=lambda key: key.split(".", 1)[1])
     model.load_state_dict(full, strict=True)
@@ -332,14 +331,12 @@ def load_mit_imagenet(model: SegFormer, path: Union[str, os.PathLike]) -> SegFor
     Every encoder key must be present with the right shape (so width must be 1.0); the file's ImageNet
     classifier (``head.*``) is ignored, as the official ``strict=False`` load ignores it.
     """
-    from kdlib.models.official import _check_and_build, _read_state
-
     expected = IMAGENET_FILES.get(model.name, "mit_bX.pth")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"MiT ImageNet checkpoint not found: {path}. {model.name} expects the SegFormer "
                                 f"file '{expected}'; pass its local path.")
-    state = _read_state(path)
-    full = _check_and_build(model.backbone.state_dict(), state, f"MiT ImageNet checkpoint {path}",
+    state = read_state(path)
+    full = check_and_build(model.backbone.state_dict(), state, f"MiT ImageNet checkpoint {path}",
                             f"Expected the SegFormer '{expected}' at width=1.0.", tolerated_extra=("head.",))
     model.backbone.load_state_dict(full, strict=True)
     return model

@@ -11,7 +11,7 @@ teacher and recipe and reports, per method:
   per logging interval (``log_interval`` iterations), intervals that contain an evaluation (or a resume)
   left out, median over the intervals;
 * ``peak_memory_mb`` — the run's own peak memory. **Each run trains in a fresh Python process**
-  (``python -m kdlib.analysis.cost``, which runs ``kdlib train``): in one kernel a run's memory figure
+  (``python -m kdlib.studies.cost``, which runs ``kdlib train``): in one kernel a run's memory figure
   would also hold what the kernel kept from earlier runs. On CUDA it is the trainer's
   ``max_memory_allocated`` of that process. On CPU it is the process's resident-set high-water mark
   ``VmHWM`` (``/proc/self/status``), read by the child after training (``getrusage``'s maximum, which
@@ -45,6 +45,7 @@ REFERENCE = "cirkd"
 PEAK_FILE = "cost.json"     # written into the run directory by the training subprocess
 
 from kdlib.engine.trainer import process_peak_rss_mb  # noqa: E402  (re-exported: the child reads its own peak)
+from kdlib.figures.cost_plots import plot_cost  # noqa: E402  (re-exported: it draws this study's summary)
 
 
 def run_peak_memory(run_dir: os.PathLike, result: Mapping[str, Any]) -> Tuple[Optional[float], str]:
@@ -64,10 +65,10 @@ def train_isolated(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLi
                    ) -> Dict[str, Any]:
     """Train one config in a fresh Python process (reused if already finished in ``run_dir``).
 
-    The child (``python -m kdlib.analysis.cost``) runs ``kdlib train`` and then writes its own memory
+    The child (``python -m kdlib.studies.cost``) runs ``kdlib train`` and then writes its own memory
     high-water mark to ``run_dir/cost.json`` (see :func:`run_peak_memory`). Returns the run's ``metrics.json``.
     """
-    from kdlib.analysis.notebook import train_in_subprocess
+    from kdlib.studies.notebook import train_in_subprocess
     from kdlib.engine.config import resolve_config
     from kdlib.engine.rundir import reusable_result
 
@@ -77,7 +78,7 @@ def train_isolated(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLi
     if done is not None:
         return done
     resume = (run_dir / "config.yaml").is_file()
-    return train_in_subprocess([sys.executable, "-m", "kdlib.analysis.cost", "train"], cfg, run_dir, resume,
+    return train_in_subprocess([sys.executable, "-m", "kdlib.studies.cost", "train"], cfg, run_dir, resume,
                                progress)
 
 
@@ -133,7 +134,7 @@ def summarize_cost(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (student, method): mIoU (mean, 95 % CI over seeds), time, memory, ratios to CIRKD, the paper's."""
     import pandas as pd
 
-    from kdlib.analysis.tables import summarize_seeds
+    from kdlib.report.tables import summarize_seeds
 
     stats = summarize_seeds(runs, by=["student", "method"])
     costs = runs.groupby(["student", "method"], sort=False).agg(
@@ -192,9 +193,9 @@ def compare_cost(preset: str, student: str, methods: Sequence[str] = ("cirkd", "
     import pandas as pd
 
     import kdlib.methods  # noqa: F401  (registers the methods)
-    from kdlib.analysis.grid import run_id
-    from kdlib.analysis.notebook import save_metrics, train_config
-    from kdlib.analysis.plan import active_plan, stop_if_planning
+    from kdlib.studies.grid import run_id
+    from kdlib.studies.notebook import save_metrics, train_config
+    from kdlib.studies.plan import active_plan, stop_if_planning
     from kdlib.engine.preflight import imagenet_path
     from kdlib.engine.config import resolve_config
     from kdlib.registry import LOSSES
@@ -253,71 +254,31 @@ def compare_cost(preset: str, student: str, methods: Sequence[str] = ("cirkd", "
     return summary, runs
 
 
-def plot_cost(summary: pd.DataFrame, path: os.PathLike, title: Optional[str] = None) -> List[Path]:
-    """Time per iteration and peak memory side by side (bars per method; the paper's beside ours vs CIRKD)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-    import seaborn as sns
-
-    from kdlib.analysis.plots import PALETTE, save_figure
-
-    summary = summary.drop_duplicates("method")
-    relative = REFERENCE in set(summary["method"]) and summary["step_vs_cirkd"].notna().any()
-    colors = sns.color_palette(PALETTE, 4)
-    panels = [("time", "ms_per_iter", "step_vs_cirkd", "paper_train_time_h", "paper_time_vs_cirkd",
-               "ms/it", "h"),
-              ("memory", "peak_memory_mb", "memory_vs_cirkd", "paper_gpu_memory_gb", "paper_memory_vs_cirkd",
-               "MB", "GB")]
-    methods = summary["method"].tolist()
-    x = np.arange(len(methods))
-    fig, axes = plt.subplots(1, 2, figsize=(2 * (1.4 + 1.1 * len(methods)), 3.2))
-    for ax, (what, ours_abs, ours_rel, paper_abs, paper_rel, unit, paper_unit) in zip(axes, panels):
-        ours_values = summary[ours_abs].to_numpy(dtype=float)
-        if relative:
-            width = 0.38
-            ours = ax.bar(x - width / 2, summary[ours_rel].to_numpy(dtype=float), width, color=colors[0],
-                          label="ours")
-            theirs = ax.bar(x + width / 2, np.nan_to_num(summary[paper_rel].to_numpy(dtype=float)), width,
-                            color=colors[1], label="paper (Table 5)")
-            ax.bar_label(ours, labels=[f"{v:.3g} {unit}" if np.isfinite(v) else "" for v in ours_values],
-                         fontsize=7, rotation=90, padding=2)
-            ax.bar_label(theirs, labels=[f"{v:.3g} {paper_unit}" if np.isfinite(v) else ""
-                                         for v in summary[paper_abs].to_numpy(dtype=float)],
-                         fontsize=7, rotation=90, padding=2)
-            ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
-            ax.set_ylabel(f"{what} relative to CIRKD")
-            top = np.nanmax(np.concatenate([summary[ours_rel].to_numpy(dtype=float),
-                                            summary[paper_rel].to_numpy(dtype=float), [1.0]]))
-            ax.set_ylim(0, 1.45 * top)
-        else:
-            bars = ax.bar(x, ours_values, 0.6, color=colors[0], label="ours")
-            ax.bar_label(bars, labels=[f"{v:.3g}" if np.isfinite(v) else "" for v in ours_values], fontsize=7)
-            ax.set_ylabel(f"{'time per iteration' if what == 'time' else 'peak memory'} ({unit})")
-        ax.set_xticks(x)
-        ax.set_xticklabels(methods)
-        ax.set_title("training time per iteration" if what == "time" else "peak memory", fontsize=9)
-        ax.spines[["top", "right"]].set_visible(False)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    if relative:  # one legend below both panels, clear of the bar labels
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, frameon=False, fontsize=7, loc="upper center", ncol=2,
-                   bbox_to_anchor=(0.5, 0.02))
-    return save_figure(fig, Path(path))
-
-
 def _child_main(argv: Sequence[str]) -> int:
-    """``python -m kdlib.analysis.cost train ...``: ``kdlib train ...``, then this process's peak memory."""
-    from kdlib.cli import main
+    """``python -m kdlib.studies.cost train --config C --run-dir D [--resume] [--quiet]``: train the resolved
+    config (as ``kdlib train`` would), then record this process's peak memory in ``D/cost.json``."""
+    import argparse
 
-    code = main(list(argv))
-    if code == 0 and "--run-dir" in argv:
-        run_dir = Path(argv[list(argv).index("--run-dir") + 1])
-        if run_dir.is_dir():
-            (run_dir / PEAK_FILE).write_text(json.dumps({"peak_rss_mb": process_peak_rss_mb(),
-                                                          "measured": "VmHWM of the training process"}) + "\n")
-    return code
+    from kdlib import distributed
+    from kdlib.engine.config import load_config_file, resolve_config
+    from kdlib.engine.trainer import train
+
+    parser = argparse.ArgumentParser(prog="python -m kdlib.studies.cost",
+                                     description="Train one config in this fresh process and record its peak memory.")
+    parser.add_argument("command", choices=["train"])
+    parser.add_argument("--config", required=True, help="the run's resolved config (YAML)")
+    parser.add_argument("--run-dir", required=True, help="output directory of the run")
+    parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --run-dir")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(list(argv))
+    cfg = resolve_config(None, {**load_config_file(args.config), "run_dir": args.run_dir})
+    try:
+        train(cfg, resume=args.resume, progress=not args.quiet)
+    finally:
+        distributed.cleanup()
+    (Path(args.run_dir) / PEAK_FILE).write_text(json.dumps({"peak_rss_mb": process_peak_rss_mb(),
+                                                            "measured": "VmHWM of the training process"}) + "\n")
+    return 0
 
 
 __all__ = ["compare_cost", "paper_cost", "plot_cost", "process_peak_rss_mb", "run_peak_memory", "step_seconds",

@@ -2,7 +2,7 @@
 
 The table notebooks call :func:`run_study`; its rows have the same columns as ``kdlib grid``'s
 ``runs.csv`` (parameters, seed, ``miou``, ``pixel_acc``, ``iou/<class>``, wall time, peak memory), so the
-same analysis functions (:mod:`kdlib.analysis.tables`) read both.
+same analysis functions (:mod:`kdlib.report.tables`) read both.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from kdlib.analysis.grid import run_id
+from kdlib.studies.grid import run_id
 
 
 def split_list(text: str) -> List[str]:
@@ -44,17 +44,17 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
     Rows carry the reported ``miou`` (the config's ``report_checkpoint`` on its ``final_split``), the best
     periodic validation ``best_miou`` (on ``val_split``), and both models on the final split
     (``best_checkpoint_miou``, ``final_model_miou``). Under ``kdlib plan`` the runs are recorded, not
-    trained, and the study stops here (:class:`kdlib.analysis.plan.PlanStop`).
+    trained, and the study stops here (:class:`kdlib.studies.plan.PlanStop`).
     """
-    from kdlib.analysis.notebook import train_config
-    from kdlib.analysis.plan import stop_if_planning
+    from kdlib.studies.notebook import train_config
+    from kdlib.studies.plan import stop_if_planning
 
     rows: List[Dict[str, Any]] = []
     if params is not None and len(params) != len(configs):
         raise ValueError(f"params has {len(params)} entries for {len(configs)} configs")
     names = list(params) if params is not None else list(configs)
     cells = [(dict(cfg), dict(name), int(seed)) for cfg, name in zip(configs, names) for seed in seeds]
-    from kdlib.analysis.plan import active_plan
+    from kdlib.studies.plan import active_plan
 
     for cfg, name, seed in tqdm(cells, desc="study", disable=not progress or active_plan() is not None):
         columns = {**name, "seed": seed}
@@ -70,7 +70,7 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
                 row[key] = result[key]
         row.update({f"iou/{name}": value for name, value in result["per_class_iou"].items()})
         # the trainer's peak memory (MB): CUDA max allocated, or on CPU this process's RSS high-water mark
-        # since the run started (kdlib.engine.trainer.peak_memory_mb; kdlib.analysis.cost isolates runs)
+        # since the run started (kdlib.engine.trainer.peak_memory_mb; kdlib.studies.cost isolates runs)
         row["peak_memory_mb"] = result.get("peak_memory_mb")
         row.update(_provenance(Path(runs_root) / run_id(columns)))
         rows.append(row)

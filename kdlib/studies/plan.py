@@ -2,7 +2,7 @@
 
 The notebook's code cells are executed in this process with its parameters (papermill's semantics: the
 given values replace those of the cell tagged ``parameters``) while a :class:`Plan` is active. Every run
-reaches :func:`kdlib.analysis.notebook.train_config`, which, under a plan, resolves the config, checks it
+reaches :func:`kdlib.studies.notebook.train_config`, which, under a plan, resolves the config, checks it
 (:func:`kdlib.engine.preflight.check_run`: names, options, the ImageNet files, GPUs) and records it instead
 of training. A study stops right after it has listed its runs (:class:`PlanStop`), before it reads
 results or writes files, and the notebook goes on with its next cell (so that, e.g., CIRKD Table 1's
@@ -23,6 +23,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+
+from kdlib.studies.notebook_source import check_parameters, code_cells
 
 _ACTIVE: contextvars.ContextVar[Optional["Plan"]] = contextvars.ContextVar("kdlib_plan", default=None)
 
@@ -82,30 +84,6 @@ def planning() -> Iterator[Plan]:
         _ACTIVE.reset(token)
 
 
-def notebook_parameters(notebook: os.PathLike) -> Dict[str, Any]:
-    """The names and default values of the notebook's ``parameters`` cell."""
-    cells = _code_cells(Path(notebook))
-    source = next((src for src, tags in cells if "parameters" in tags), None)
-    if source is None:
-        raise ValueError(f"{notebook} has no cell tagged 'parameters'")
-    namespace: Dict[str, Any] = {}
-    exec(compile(source, f"{notebook}:parameters", "exec"), namespace)  # noqa: S102 - the notebook's own code
-    return {k: v for k, v in namespace.items() if not k.startswith("__")}
-
-
-def check_parameters(notebook: os.PathLike, names: Sequence[str]) -> None:
-    """Every name is a parameter of the notebook; otherwise one line with the closest names."""
-    import difflib
-
-    known = list(notebook_parameters(notebook))
-    for name in names:
-        if name not in known and name != "output_dir":
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ValueError(f"{Path(notebook).name} has no parameter {name!r}{hint}; its parameters: "
-                             f"{', '.join(known)}")
-
-
 def plan_notebook(notebook: os.PathLike, params: Optional[Mapping[str, Any]] = None) -> List[Dict[str, Any]]:
     """The runs ``notebook`` would train with ``params`` (one value each), checked, in order.
 
@@ -117,7 +95,7 @@ def plan_notebook(notebook: os.PathLike, params: Optional[Mapping[str, Any]] = N
         raise FileNotFoundError(f"notebook not found: {notebook}")
     params = dict(params or {})
     check_parameters(notebook, list(params))
-    cells = _code_cells(notebook)
+    cells = code_cells(notebook)
     injected = "".join(f"{k} = {v!r}\n" for k, v in params.items())
     namespace: Dict[str, Any] = {"__name__": "__main__"}
     stopped = False
@@ -133,13 +111,6 @@ def plan_notebook(notebook: os.PathLike, params: Optional[Mapping[str, Any]] = N
                 if not stopped:   # a later cell using a planned study's result: nothing to compute
                     raise
     return plan.runs
-
-
-def _code_cells(notebook: Path) -> List[tuple]:
-    import jupytext
-
-    nb = jupytext.read(notebook)
-    return [(cell.source, set(cell.metadata.get("tags", []))) for cell in nb.cells if cell.cell_type == "code"]
 
 
 @contextlib.contextmanager
@@ -159,7 +130,7 @@ def _quiet_figures() -> Iterator[None]:
 def plan_grid(notebook: os.PathLike, params: Mapping[str, Sequence[Any]]) -> List[Dict[str, Any]]:
     """:func:`plan_notebook` over the Cartesian product of ``params`` (``kdlib grid``'s ``--param`` values);
     a run planned by several combinations is listed once."""
-    from kdlib.analysis.grid import expand_grid
+    from kdlib.studies.grid import expand_grid
 
     runs: Dict[str, Dict[str, Any]] = {}
     for cell in expand_grid(params, seeds=(0,)):
@@ -194,5 +165,4 @@ def format_runs(runs: Sequence[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
-__all__ = ["Plan", "PlanStop", "active_plan", "check_parameters", "format_runs", "notebook_parameters",
-           "plan_grid", "plan_notebook", "plan_summary", "planning", "stop_if_planning"]
+__all__ = ["Plan", "PlanStop", "active_plan", "format_runs", "plan_grid", "plan_notebook", "plan_summary", "planning", "stop_if_planning"]

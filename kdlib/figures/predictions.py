@@ -1,8 +1,7 @@
-"""Trained runs for figures: find (or train) the runs, load a model in eval mode, predict, extract features.
+"""Models for figures: load a trained model in eval mode, predict, extract features.
 
-* :func:`trained_runs` — run directories of ``student`` x ``methods`` (one seed): the ones given are used as
-  they are, the others are trained (or reused) with :func:`kdlib.analysis.study.run_study`, so a notebook
-  makes its figures from scratch on a fresh checkout.
+(Finding or training the runs a figure needs is a study: :func:`kdlib.studies.paper_figures.trained_runs`.)
+
 * :func:`load_model` — a kdlib run directory / checkpoint (``best.pt``, else ``final.pt``, as
   :func:`kdlib.engine.rundir.weights_file` picks) or an official CIRKD / Af-DCD state dict → a
   :class:`~kdlib.models.Segmentor` in eval mode with frozen parameters, plus the run's resolved config.
@@ -28,7 +27,7 @@ from kdlib.models.output import SegOutput
 
 PathLike = Union[str, os.PathLike]
 
-__all__ = ["LoadedModel", "parse_run_dirs", "trained_runs", "load_model", "eval_dataset", "load_samples",
+__all__ = ["LoadedModel", "parse_run_dirs", "load_model", "eval_dataset", "load_samples",
            "predict_labels", "extract_outputs", "resolve_device"]
 
 
@@ -49,8 +48,8 @@ class LoadedModel:
 
 
 def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
-    """``'auto'`` → CUDA if available else CPU (:func:`kdlib.engine.distributed.resolve_device`)."""
-    from kdlib.engine.distributed import resolve_device as _resolve
+    """``'auto'`` → CUDA if available else CPU (:func:`kdlib.distributed.resolve_device`)."""
+    from kdlib.distributed import resolve_device as _resolve
 
     return device if isinstance(device, torch.device) else _resolve(str(device))
 
@@ -60,43 +59,13 @@ def parse_run_dirs(text: str) -> Dict[str, str]:
 
     Entries are comma-separated ``method:run_dir`` pairs (the first ``:`` splits); empty text gives ``{}``.
     """
-    from kdlib.analysis.study import split_list
-
     out: Dict[str, str] = {}
-    for item in split_list(text):
+    for item in (part.strip() for part in str(text).split(",") if part.strip()):
         method, sep, path = item.partition(":")
         if not sep or not method.strip() or not path.strip():
             raise ValueError(f"run_dirs entry {item!r} must look like method:run_dir (e.g. cirkd:runs/my_cirkd)")
         out[method.strip()] = path.strip()
     return out
-
-
-def trained_runs(preset: str, student: str, methods: Sequence[str], seed: int, runs_root: PathLike,
-                 common: Optional[Mapping[str, Any]] = None, given: Optional[Mapping[str, PathLike]] = None,
-                 progress: bool = True) -> Dict[str, Path]:
-    """Run directory of every method: ``given[method]`` if present, else trained (or reused) under ``runs_root``.
-
-    Missing runs are made by :func:`kdlib.analysis.study.run_study` with configs ``{"student": student,
-    "method": method}``, seed ``seed`` and the shared overrides ``common`` (teacher checkpoint, data, ...), so
-    they land in ``runs_root/<run_id(student, method, seed)>`` exactly as the table notebooks' runs do and a
-    finished run is reused instead of retrained.
-
-    Returns:
-        ``{method: run_dir}`` in the order of ``methods``.
-    """
-    from kdlib.analysis.grid import run_id
-    from kdlib.analysis.study import run_study
-
-    given = {str(k): Path(v) for k, v in (given or {}).items()}
-    unknown = sorted(set(given) - set(methods))
-    if unknown:
-        raise ValueError(f"run dirs given for {unknown}, which are not among the methods {list(methods)}")
-    todo = [m for m in methods if m not in given]
-    if todo:
-        run_study(preset, [{"student": student, "method": m} for m in todo], [int(seed)], runs_root,
-                  common, progress=progress)
-    return {m: given.get(m, Path(runs_root) / run_id({"student": student, "method": m, "seed": int(seed)}))
-            for m in methods}
 
 
 def load_model(checkpoint: PathLike, device: Union[str, torch.device] = "cpu", *, model_name: Optional[str] = None,

@@ -1,7 +1,7 @@
 """Qualitative segmentation grid, as CIRKD Fig. 4: image | each method's prediction | ground truth.
 
 :func:`qualitative_panels` builds the RGB panels (pure, testable), :func:`plot_qualitative_grid` draws and
-saves them (PNG + PDF, :func:`kdlib.analysis.plots.save_figure`), :func:`make_qualitative_figure` is the
+saves them (PNG + PDF, :func:`kdlib.figures.plots.save_figure`), :func:`kdlib.studies.paper_figures.make_qualitative_figure` is the
 notebook's one call: find or train the runs, predict a few validation images, draw.
 
 Label colours are the dataset's palette (the convention of segmentation figures; the legend names every
@@ -23,8 +23,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from kdlib.data import transforms as T  # noqa: E402
 
-__all__ = ["METHOD_LABELS", "method_label", "class_colours", "qualitative_panels", "plot_qualitative_grid",
-           "make_qualitative_figure"]
+__all__ = ["METHOD_LABELS", "method_label", "class_colours", "qualitative_panels", "plot_qualitative_grid"]
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -94,7 +93,7 @@ def plot_qualitative_grid(images: ArrayLike, labels: ArrayLike, predictions: Map
     Returns:
         the written files.
     """
-    from kdlib.analysis.plots import save_figure
+    from kdlib.figures.plots import save_figure
 
     panels = qualitative_panels(images, labels, predictions, palette)
     titles = ["image", *[method_label(m) for m in predictions], "ground truth"]
@@ -125,41 +124,3 @@ def plot_qualitative_grid(images: ArrayLike, labels: ArrayLike, predictions: Map
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), max(4, 2 * n_cols)), fontsize=7,
                frameon=False, handlelength=1.2, columnspacing=0.9, bbox_to_anchor=(0.5, 0.0))
     return save_figure(fig, Path(path))
-
-
-def make_qualitative_figure(preset: str, student: str, methods: Sequence[str], seed: int, num_samples: int,
-                            runs_root: Union[str, os.PathLike], figures_dir: Union[str, os.PathLike],
-                            common: Optional[Mapping[str, Any]] = None,
-                            run_dirs: Optional[Mapping[str, Union[str, os.PathLike]]] = None,
-                            first_sample: int = 0, device: str = "auto", palette: str = "dataset",
-                            progress: bool = True) -> Dict[str, Any]:
-    """The ``fig_qualitative`` notebook: predictions of each method's student on ``num_samples`` val images.
-
-    Runs not in ``run_dirs`` are trained (or reused) under ``runs_root`` (:func:`~kdlib.analysis.predictions.
-    trained_runs`). Samples ``first_sample .. first_sample + num_samples - 1`` of the first run's validation
-    split. ``palette``: ``"dataset"`` (the dataset's own class colours, as the papers' figures) or a seaborn
-    palette name (e.g. ``"colorblind"``; it has 10 colours, so beyond 10 classes colours repeat). Writes
-    ``figures_dir/qualitative.{png,pdf}``.
-
-    Returns:
-        ``{"figure": [paths], "runs": {method: run_dir}, "samples": [indices], "pixel_acc": {method: acc on
-        the shown samples}, "dataset": name}``.
-    """
-    from kdlib.analysis.predictions import eval_dataset, load_model, load_samples, predict_labels, trained_runs
-
-    runs = trained_runs(preset, student, methods, seed, runs_root, common, run_dirs, progress=progress)
-    models = {m: load_model(path, device) for m, path in runs.items()}
-    dataset = eval_dataset(next(iter(models.values())).config)
-    indices = list(range(int(first_sample), min(len(dataset), int(first_sample) + int(num_samples))))
-    images, labels, rgb = load_samples(dataset, indices)
-    preds = {m: predict_labels(loaded.model, images) for m, loaded in models.items()}
-    valid = labels != dataset.ignore_index
-    accuracy = {m: float((p[valid] == labels[valid]).float().mean()) if valid.any() else float("nan")
-                for m, p in preds.items()}
-    name = next(iter(models.values())).config.get("dataset") or getattr(dataset, "display_name", "")
-    colours = dataset.palette if palette == "dataset" else class_colours(palette, dataset.num_classes)
-    paths = plot_qualitative_grid(rgb, labels, preds, Path(figures_dir) / "qualitative", colours,
-                                  dataset.class_names, title=f"{student} students on {name} "
-                                                             f"({dataset.split} #{indices[0]}-{indices[-1]})")
-    return {"figure": [str(p) for p in paths], "runs": {m: str(p) for m, p in runs.items()}, "samples": indices,
-            "pixel_acc": accuracy, "dataset": name}

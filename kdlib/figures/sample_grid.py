@@ -3,7 +3,7 @@
 :func:`plot_sample_grid` takes a dataset object (any :class:`kdlib.data.base.SegmentationDataset`) or a folder
 in the CamVid layout (e.g. one written by ``synthetic_streets``) and returns a matplotlib figure; saving it is
 up to the caller: :func:`save_compact_png` writes a small PNG (adaptive 256-colour palette that keeps the class
-colours exact), :func:`kdlib.analysis.plots.save_figure` a full-colour one. :func:`plot_synthetic_samples` draws the
+colours exact), :func:`kdlib.figures.plots.save_figure` a full-colour one. :func:`plot_synthetic_samples` draws the
 first samples of a ``synthetic_streets`` preset without writing the whole preset.
 
 Command line: ``kdlib data samples --out figures/synthetic_streets_samples.png``.

@@ -5,7 +5,7 @@ how its runs are split into grid cells. :func:`run_proxy` (``kdlib proxy``) then
 
 1. trains the one proxy teacher (DeepLabV3-R101 at the ``proxy`` preset's width, :data:`TEACHER_ITERATIONS`
    iterations) into ``runs/proxy/teacher``, reused by every distillation run;
-2. for each step, runs its **training cells** with :func:`kdlib.analysis.grid.run_grid` (``--jobs`` cells at
+2. for each step, runs its **training cells** with :func:`kdlib.studies.grid.run_grid` (``--jobs`` cells at
    once, each kernel on ``cores // jobs`` threads): the step's runs split into small cells (one student ×
    method, one variant, one sweep value) that train into a run folder shared by all notebooks
    (``runs/proxy/<group>``), write no figures and keep their executed notebooks under ``runs/proxy/cells``;
@@ -25,7 +25,10 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:
+    import pandas
 
 RESULTS = Path("results/proxy")
 FIGURES = Path("figures/proxy")
@@ -127,7 +130,7 @@ def _steps() -> Tuple[Step, ...]:
     for table, (students, methods) in TABLE_ROWS.items():
         steps.append(Step(table, table, {"students": _csv(students), "methods": _csv(methods)}, (), "main",
                           f"{table}: rows read from runs/proxy/main", {"seeds": MAIN_SEEDS}))
-    from kdlib.analysis.ablation import ABLATIONS
+    from kdlib.studies.ablation import ABLATIONS
 
     for name in ("cirkd_table4", "afdcd_loss_terms"):
         variants = ABLATIONS[name].variants
@@ -282,7 +285,7 @@ def run_proxy(steps: Optional[Sequence[str]] = None, jobs: int = 2, dry_run: boo
     """Run (or resume) the proxy study; returns one record per grid call (and the teacher), also appended to
     ``results/proxy/timing.csv``. ``dry_run``: print the ``kdlib grid`` commands only; ``train_teacher``:
     train the teacher instead of starting from the committed one (:func:`ensure_teacher`)."""
-    from kdlib.analysis.grid import failure_report, run_grid
+    from kdlib.studies.grid import failure_report, run_grid
 
     calls = plan(steps, jobs)
     records: List[Dict[str, Any]] = []
@@ -329,5 +332,39 @@ def _append_timing(record: Mapping[str, Any]) -> None:
     row.to_csv(path, mode="a", header=not path.is_file(), index=False)
 
 
-__all__ = ["STEPS", "STEP_NAMES", "SHIPPED_TEACHER", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher",
+def verify_runs(results: os.PathLike = "results/proxy", tolerance: float = 1e-9) -> "pandas.DataFrame":
+    """Committed numbers vs the runs on this machine: every ``runs.csv`` row whose ``run_dir`` holds a finished
+    run (``metrics.json``), plus the teacher (``teacher.json`` vs ``runs/proxy/teacher``).
+
+    Returns one row per comparable run: ``step``, ``run_dir``, ``committed`` and ``local`` mIoU (%), ``match``
+    (|difference| <= ``tolerance`` in mIoU fraction). Runs not trained here are left out. CPU training is
+    deterministic, so re-running any cell (``kdlib proxy STEP``) on a CPU should reproduce its numbers exactly.
+    """
+    import json
+
+    import pandas as pd
+
+    rows: List[Dict[str, object]] = []
+
+    def compare(step: str, run_dir: str, committed: float) -> None:
+        metrics = Path(run_dir, "metrics.json")
+        if metrics.is_file():
+            local = float(json.loads(metrics.read_text())["miou"])
+            rows.append({"step": step, "run_dir": run_dir, "committed": 100 * committed, "local": 100 * local,
+                         "match": abs(local - committed) <= tolerance})
+
+    teacher = Path(results, "teacher.json")
+    if teacher.is_file():
+        compare("teacher", str(TEACHER_RUN), float(json.loads(teacher.read_text())["miou"]))
+    for runs_csv in sorted(Path(results).glob("*/*/runs.csv")):
+        runs = pd.read_csv(runs_csv)
+        if "run_dir" not in runs.columns:
+            continue
+        for run_dir, miou in zip(runs["run_dir"].astype(str), runs["miou"].astype(float)):
+            compare(runs_csv.parent.parent.name, run_dir, miou)
+    return pd.DataFrame(rows, columns=["step", "run_dir", "committed", "local", "match"]).drop_duplicates("run_dir")
+
+
+
+__all__ = ["verify_runs", "STEPS", "STEP_NAMES", "SHIPPED_TEACHER", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher",
            "grid_command", "install_shipped_teacher", "plan", "run_proxy", "teacher_config"]

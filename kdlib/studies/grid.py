@@ -9,7 +9,7 @@ Layout of one cell's folder::
     results/<study>/<run-id>/
         notebook.ipynb   the executed notebook (on failure: the partial notebook with papermill's banner)
         params.json      the cell's parameters (written first)
-        metrics.json     written by the notebook (``kdlib.analysis.notebook.save_metrics``)
+        metrics.json     written by the notebook (``kdlib.studies.notebook.save_metrics``)
         done.json        written last, atomically: parameters, wall time, status; marks the cell finished
 
 A cell with ``done.json`` and status ``ok`` is skipped on the next call (grids are resumable); a failed
@@ -34,6 +34,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 import pandas as pd
 import yaml
 from tqdm.auto import tqdm
+
+from kdlib.studies.notebook_source import check_parameters, read_notebook
 
 DONE_FILE = "done.json"
 METRICS_FILE = "metrics.json"
@@ -112,15 +114,6 @@ def run_id(params: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ one cell
-def _read_notebook(path: Path):
-    import jupytext
-
-    notebook = jupytext.read(path)
-    notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
-                                                "language": "python"})
-    return notebook
-
-
 def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -149,7 +142,7 @@ def run_cell(notebook: Path, params: Mapping[str, Any], cell_dir: Path, kernel_n
     started = time.time()
     error = None
     try:
-        pm.execute_notebook(_read_notebook(Path(notebook)), str(cell_dir / "notebook.ipynb"),
+        pm.execute_notebook(read_notebook(Path(notebook)), str(cell_dir / "notebook.ipynb"),
                             parameters=full, kernel_name=kernel_name, progress_bar=False,
                             cwd=str(Path.cwd()), execution_timeout=timeout_s)
     except Exception as exc:  # noqa: BLE001 - the grid keeps going; the message is reported at the end
@@ -189,8 +182,6 @@ def run_grid(notebook: os.PathLike, params: Mapping[str, Sequence[Any]], seeds: 
     Slurm job array through submitit (``slurm_options`` go to ``executor.update_parameters``; ``"submitit-local"``
     uses submitit's local executor, for tests).
     """
-    from kdlib.analysis.plan import check_parameters
-
     notebook = Path(notebook)
     if not notebook.is_file():
         raise FileNotFoundError(f"notebook not found: {notebook}")

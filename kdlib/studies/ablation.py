@@ -143,21 +143,21 @@ def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[
     """Train (or reuse) every variant × seed, compare with the paper's ablation rows; return (table, runs).
 
     * On the paper's dataset (e.g. ``preset="cityscapes"`` for CIRKD Table 4): our mean ± 95 % CI vs the
-      reported mIoU per (student, variant) — :func:`kdlib.analysis.tables.compare_with_paper`.
+      reported mIoU per (student, variant) — :func:`kdlib.report.tables.compare_with_paper`.
     * Elsewhere (the built-in data): our gain over the ``ce`` row beside the paper's gain over its ``ce`` row,
       per variant (the paper's student may differ from ours there; its rows we did not run are kept).
     * Without paper numbers (Af-DCD): our mean, CI and gain over ``ce`` only.
 
     ``common``'s ``loss_weights`` (if any) choose the included terms' weights, as ``weights`` does.
     ``runs_root`` (default ``output_dir/runs``) holds the runs; notebooks may share one. ``imagenet_dir`` and
-    ``nproc_per_node``: as in :func:`kdlib.analysis.study.run_study`.
+    ``nproc_per_node``: as in :func:`kdlib.studies.study.run_study`.
     Writes ``output_dir/runs.csv`` (with ``variant``, ``method`` and the ``loss_weights`` of each run),
     ``output_dir/summary.csv``, ``output_dir/metrics.json`` and ``figures_dir/miou.{png,pdf}`` (bars per variant).
     """
-    from kdlib.analysis.notebook import save_metrics
-    from kdlib.analysis.plots import plot_miou
-    from kdlib.analysis.study import run_study, study_runs_root
-    from kdlib.analysis.tables import gains_over_baseline, summarize_seeds, table_vs_paper
+    from kdlib.studies.notebook import save_metrics
+    from kdlib.figures.plots import plot_miou
+    from kdlib.studies.study import run_study, study_runs_root
+    from kdlib.report.tables import gains_over_baseline, summarize_seeds, table_vs_paper
     from kdlib.engine.config import resolve_config
 
     if name not in ABLATIONS:
@@ -193,7 +193,7 @@ def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[
         table["student"] = table["student"].fillna(student)
         table = table[["student", *[c for c in table.columns if c != "student"]]]
     table = _ordered(table, [*variants, *paper["variant"]])
-    from kdlib.analysis.reproduce import with_final_model
+    from kdlib.studies.reproduce import with_final_model
 
     table = with_final_model(table, runs, ["student", "variant"])
 

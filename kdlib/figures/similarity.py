@@ -16,7 +16,7 @@ Pure functions (tensors in, tensors out):
 
 Plots: :func:`plot_similarity_maps` (rows teacher / student / distilled student, columns within / across image,
 anchor marked) and :func:`plot_afdcd_matrices` (rows = models, columns spatial / channel). Colour maps are
-perceptually uniform and colour-blind-safe (viridis, cividis). :func:`make_similarity_figures` is the
+perceptually uniform and colour-blind-safe (viridis, cividis). :func:`kdlib.studies.paper_figures.make_similarity_figures` is the
 ``fig_similarity`` notebook's one call.
 """
 from __future__ import annotations
@@ -24,21 +24,20 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-__all__ = ["anchor_similarity_maps", "relation_matrix", "relation_mad", "PatchSimilarity",
+__all__ = ["anchor_similarity_maps", "offdiag_corr", "relation_matrix", "relation_mad", "PatchSimilarity",
            "afdcd_patch_similarity", "patch_of_cell", "plot_similarity_maps", "plot_afdcd_matrices",
-           "make_similarity_figures", "MAP_CMAP", "MATRIX_CMAP"]
+           "MAP_CMAP", "MATRIX_CMAP"]
 
 MAP_CMAP = "viridis"
 MATRIX_CMAP = "cividis"
@@ -163,26 +162,26 @@ def afdcd_patch_similarity(s: Tensor, t: Tensor, groups: int = 16, patch: int = 
         :class:`PatchSimilarity` with full (N²M, N²M), spatial (N², N²), channel (M, M); with
         ``patch_index=None`` each has a leading dimension P = number of patches (row-major).
     """
-    from kdlib.losses.afdcd import (_check_groups, _check_options, _crop_to_patch, _pool_pair, _similarity,
-                                    _to_patch_samples)
+    from kdlib.losses.afdcd import (check_groups, check_options, crop_to_patch, pairwise_similarity, pool_pair,
+                                    to_patch_samples)
 
     _check_chw("s", s)
     _check_chw("t", t)
     if s.shape != t.shape:
         raise ValueError(f"s {tuple(s.shape)} and t {tuple(t.shape)} must have the same shape")
-    _check_options(similarity)
-    _check_groups(s.shape[0], groups)
-    s_, t_ = _pool_pair(s.unsqueeze(0), t.unsqueeze(0).detach(), pool, strict=False)
-    s_, t_ = _crop_to_patch(s_, t_, patch, "topleft")
+    check_options(similarity)
+    check_groups(s.shape[0], groups)
+    s_, t_ = pool_pair(s.unsqueeze(0), t.unsqueeze(0).detach(), pool, strict=False)
+    s_, t_ = crop_to_patch(s_, t_, patch, "topleft")
     h, w = s_.shape[-2:]
-    xs, xt = _to_patch_samples(s_, patch, groups), _to_patch_samples(t_, patch, groups)   # (P, N²M, C/M)
+    xs, xt = to_patch_samples(s_, patch, groups), to_patch_samples(t_, patch, groups)   # (P, N²M, C/M)
     if patch_index is not None:
         py, px = int(patch_index[0]), int(patch_index[1])
         if not (0 <= py < h // patch and 0 <= px < w // patch):
             raise ValueError(f"patch_index {patch_index} outside the {h // patch}x{w // patch} patch grid")
         k = py * (w // patch) + px
         xs, xt = xs[k:k + 1], xt[k:k + 1]
-    full = _similarity(xs, xt, similarity)                                                # (P, N²M, N²M)
+    full = pairwise_similarity(xs, xt, similarity)                                               # (P, N²M, N²M)
     n2, m = patch * patch, groups
     blocks = full.reshape(-1, n2, m, n2, m)                                               # p, n, g, m', k
     spatial = torch.diagonal(blocks, dim1=2, dim2=4).mean(-1)                            # (P, N², N²)
@@ -202,7 +201,7 @@ def patch_of_cell(cell: Tuple[int, int], feature_size: Tuple[int, int], patch: i
     return min(int(cell[0]) // p // patch, rows - 1), min(int(cell[1]) // p // patch, cols - 1)
 
 
-def _offdiag_corr(a: Tensor, b: Tensor) -> float:
+def offdiag_corr(a: Tensor, b: Tensor) -> float:
     """Pearson correlation of the off-diagonal entries of (..., R, R) matrices a and b (scale-free)."""
     r = a.shape[-1]
     keep = ~torch.eye(r, dtype=torch.bool)
@@ -239,7 +238,7 @@ def plot_similarity_maps(rgb_a: np.ndarray, rgb_b: np.ndarray, maps: Mapping[str
         rgb_a, rgb_b: (H, W, 3) uint8 images. maps: model → (within (h, w), across (h, w)).
         anchor: (row, col) feature cell of the anchor in image a.
     """
-    from kdlib.analysis.plots import save_figure
+    from kdlib.figures.plots import save_figure
 
     h_img, w_img = rgb_a.shape[:2]
     h, w = next(iter(maps.values()))[0].shape[-2:]
@@ -284,7 +283,7 @@ def plot_afdcd_matrices(matrices: Mapping[str, PatchSimilarity], path: Union[str
     """Heat-maps of Af-DCD patch similarity matrices; rows = models, columns = spatial (N² x N²) and channel
     (M x M). Each panel has its own colour bar (cividis): widths differ between models, and so do -L1 scales.
     ``notes``: per-model text appended to the row label (e.g. the channel count)."""
-    from kdlib.analysis.plots import save_figure
+    from kdlib.figures.plots import save_figure
 
     label = {"l1": "-L1 distance", "l2": "-L2 distance", "cosine": "cosine"}.get(similarity, similarity)
     rows = len(matrices)
@@ -311,119 +310,3 @@ def plot_afdcd_matrices(matrices: Mapping[str, PatchSimilarity], path: Union[str
 
 
 # ------------------------------------------------------------------------------------------ the notebook
-def make_similarity_figures(preset: str, student: str, distilled_method: str, seed: int,
-                            runs_root: Union[str, os.PathLike], teacher_checkpoint: Union[str, os.PathLike],
-                            output_dir: Union[str, os.PathLike], figures_dir: Union[str, os.PathLike],
-                            common: Optional[Mapping[str, Any]] = None,
-                            run_dirs: Optional[Mapping[str, Union[str, os.PathLike]]] = None,
-                            afdcd_method: str = "afdcd", image_a: int = 0, image_b: int = 1,
-                            anchor: Tuple[int, int] = (-1, -1), num_images: int = 4, device: str = "auto",
-                            progress: bool = True) -> Dict[str, Any]:
-    """The ``fig_similarity`` notebook: teacher vs baseline student vs distilled students.
-
-    1. Runs ``none``, ``distilled_method`` and ``afdcd_method`` of ``student`` (given in ``run_dirs`` or
-       trained / reused under ``runs_root``); the teacher from ``teacher_checkpoint``.
-    2. Head features (``SegOutput.feature``, CIRKD's) of validation images ``image_a``, ``image_b``:
-       anchor maps within a and across a → b for teacher / baseline / distilled →
-       ``figures_dir/similarity_maps.{png,pdf}``. ``anchor`` = (row, col) feature cell of image a; -1 = the
-       centre.
-    3. Backbone c4 (Af-DCD's feature) of image a: each model's **own** patch self-similarity (s = t = its c4;
-       the student's c4 is not passed through the Af-DCD align conv, which only the Af-DCD run has and its
-       checkpoint does not keep), for the patch holding the anchor, with the Af-DCD run's groups / patch /
-       pool / similarity → ``figures_dir/afdcd_patch_similarity.{png,pdf}``.
-    4. Numbers (``output_dir/similarity.csv`` and ``metrics.json``), one row per student: mean absolute
-       difference to the teacher of the anchor maps and of the whole relation matrices over ``num_images``
-       images (within / across), and the correlation with the teacher's Af-DCD matrices (off-diagonal entries,
-       all patches of those images; scale-free since widths differ). Reported, not asserted.
-    """
-    from kdlib.analysis.notebook import save_metrics
-    from kdlib.analysis.predictions import eval_dataset, extract_outputs, load_model, load_samples, trained_runs
-    from kdlib.analysis.qualitative import method_label
-    from kdlib.engine.config import resolve_config
-    from kdlib.methods.afdcd import AfDCD
-
-    common = dict(common or {})
-    methods = list(dict.fromkeys(["none", distilled_method, afdcd_method]))
-    runs = trained_runs(preset, student, methods, seed, runs_root, common, run_dirs, progress=progress)
-    loaded = {m: load_model(path, device) for m, path in runs.items()}
-    dataset = eval_dataset(loaded["none"].config)
-    cfg = resolve_config(preset, common)   # the teacher's name / width, needed for an official state dict
-    teacher = load_model(teacher_checkpoint, device, model_name=cfg.teacher, num_classes=dataset.num_classes,
-                         width=cfg.teacher_width)
-    models = {"teacher": teacher, **loaded}
-    names = {"teacher": "teacher", **{m: f"{method_label(m)} student" for m in methods}}
-
-    count = max(int(num_images), image_a + 1, image_b + 1)
-    if len(dataset) < 2 or count > len(dataset):
-        raise ValueError(f"need images 0..{count - 1} of the {len(dataset)}-image {dataset.split} split")
-    images, labels, rgb = load_samples(dataset, list(range(count)))
-    outs = {m: extract_outputs(model.model, images) for m, model in models.items()}
-    h, w = outs["teacher"].feature.shape[-2:]
-    row = h // 2 if anchor[0] < 0 else int(anchor[0])
-    col = w // 2 if anchor[1] < 0 else int(anchor[1])
-    if not (0 <= row < h and 0 <= col < w):
-        raise ValueError(f"anchor ({row}, {col}) outside the {h}x{w} feature map")
-
-    def maps(feature: Tensor) -> Tuple[Tensor, Tensor]:
-        return (anchor_similarity_maps(feature[image_a], feature[image_a], (row, col)),
-                anchor_similarity_maps(feature[image_a], feature[image_b], (row, col)))
-
-    shown = ["teacher", "none", distilled_method]
-    panel = {names[m]: maps(outs[m].feature) for m in shown}
-    fig_maps = plot_similarity_maps(rgb[image_a], rgb[image_b], panel, (row, col),
-                                    Path(figures_dir) / "similarity_maps",
-                                    title=f"Head-feature cosine similarity to an anchor pixel "
-                                          f"(cell {row},{col} of {h}x{w}; val #{image_a} / #{image_b})")
-
-    # the Af-DCD run's own contrast options; its paper defaults for the dataset if that run is not Af-DCD
-    opts = dict(AfDCD.paper_defaults(str(loaded["none"].config.get("dataset", "")))["method_options"])
-    afdcd_cfg = loaded[afdcd_method].config
-    if afdcd_cfg.get("method") == "afdcd":
-        opts.update(afdcd_cfg.get("method_options", {}))
-    groups, patch, pool = int(opts.get("groups", 16)), int(opts.get("patch", 4)), opts.get("pool", 4)
-    similarity = str(opts.get("similarity", "l1"))
-    c4_models = ["teacher", "none", afdcd_method]
-    cell = patch_of_cell((row, col), (h, w), patch, pool)
-    own: Dict[str, PatchSimilarity] = {}
-    every: Dict[str, PatchSimilarity] = {}
-    notes: Dict[str, str] = {}
-    for m in list(dict.fromkeys(c4_models + [distilled_method])):
-        c4 = outs[m].c4
-        g = math.gcd(c4.shape[1], groups)
-        notes[m] = f"C={c4.shape[1]}, M={g}"
-        own[m] = afdcd_patch_similarity(c4[image_a], c4[image_a], g, patch, pool, similarity, cell)
-        per_image = [afdcd_patch_similarity(c4[i], c4[i], g, patch, pool, similarity, None)
-                     for i in range(images.shape[0])]
-        every[m] = PatchSimilarity(*(torch.cat(parts) for parts in zip(*per_image)))
-    fig_afdcd = plot_afdcd_matrices({names[m]: own[m] for m in c4_models}, Path(figures_dir) /
-                                    "afdcd_patch_similarity", similarity=similarity,
-                                    notes={names[m]: notes[m] for m in c4_models},
-                                    title=f"Af-DCD patch self-similarity of backbone c4 (patch {cell} of val "
-                                          f"#{image_a}; {patch}x{patch} patch, pool {pool}, {similarity})")
-
-    rows = []
-    for m in methods:
-        rel = relation_mad(outs["teacher"].feature, outs[m].feature)
-        t_maps, s_maps = maps(outs["teacher"].feature), maps(outs[m].feature)
-        same_groups = every["teacher"].channel.shape == every[m].channel.shape
-        rows.append({
-            "method": m, "model": names[m], "run_dir": str(runs[m]),
-            "anchor_within_mad": float((t_maps[0] - s_maps[0]).abs().double().mean()),
-            "anchor_across_mad": float((t_maps[1] - s_maps[1]).abs().double().mean()),
-            "relation_within_mad": rel["within"], "relation_across_mad": rel["across"],
-            "afdcd_spatial_corr": _offdiag_corr(every["teacher"].spatial, every[m].spatial),
-            "afdcd_channel_corr": (_offdiag_corr(every["teacher"].channel, every[m].channel) if same_groups
-                                   else float("nan")),
-        })
-    table = pd.DataFrame(rows)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output_dir / "similarity.csv", index=False)
-    result = {"dataset": loaded["none"].config.get("dataset"), "anchor": [row, col], "feature_size": [h, w],
-              "images": [image_a, image_b], "num_images": count, "afdcd_patch": list(cell),
-              "afdcd_options": {"groups": groups, "patch": patch, "pool": pool, "similarity": similarity},
-              "teacher": str(teacher.checkpoint), "runs": {m: str(p) for m, p in runs.items()},
-              "rows": table.to_dict(orient="records"),
-              "figures": [str(p) for p in [*fig_maps, *fig_afdcd]]}
-    save_metrics(output_dir, result)
-    return result

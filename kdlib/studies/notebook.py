@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from kdlib.analysis.grid import METRICS_FILE
+from kdlib.studies.grid import METRICS_FILE
 
 
 def save_metrics(output_dir: Optional[os.PathLike], metrics: Mapping[str, Any]) -> Optional[Path]:
     """Write ``metrics`` as ``<output_dir>/metrics.json`` (atomically); ``None`` output_dir: do nothing."""
-    from kdlib.analysis.plan import active_plan
+    from kdlib.studies.plan import active_plan
 
     if not output_dir or active_plan() is not None:   # kdlib plan writes nothing
         return None
@@ -41,7 +41,7 @@ def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike
     ``overrides`` set ``student_imagenet`` (``"none"``: no ImageNet initialisation, recorded).
     Before training, :func:`kdlib.engine.preflight.check_run` stops a run that cannot work (a paper preset
     without its ImageNet file, unknown names or options, more processes than GPUs). Under ``kdlib plan``
-    (:mod:`kdlib.analysis.plan`) the run is checked and recorded instead of trained.
+    (:mod:`kdlib.studies.plan`) the run is checked and recorded instead of trained.
     """
     import sys
 
@@ -49,7 +49,7 @@ def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike
     from kdlib.engine.rundir import reusable_result
     from kdlib.engine.trainer import train
 
-    from kdlib.analysis.plan import active_plan
+    from kdlib.studies.plan import active_plan
     from kdlib.engine.preflight import check_run, imagenet_path
 
     run_dir = Path(run_dir)

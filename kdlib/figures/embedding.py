@@ -7,7 +7,7 @@
 * :func:`tsne_embeddings` — one ``sklearn.manifold.TSNE`` (2-D, ``init="pca"``, fixed ``random_state``) per
   model → tidy DataFrame (model, x, y, class_id, class).
 * :func:`plot_tsne` — one panel per model, colour-blind-safe colours (marker shapes repeat the colours
-  beyond 10 classes). :func:`make_tsne_figure` is the ``fig_tsne`` notebook's one call.
+  beyond 10 classes). :func:`kdlib.studies.paper_figures.make_tsne_figure` is the ``fig_tsne`` notebook's one call.
 """
 from __future__ import annotations
 
@@ -25,10 +25,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from kdlib.losses._common import pixel_rows, resize_labels_nearest  # noqa: E402
+from kdlib.losses.common import pixel_rows, resize_labels_nearest  # noqa: E402
 
-__all__ = ["resize_labels", "sample_pixel_indices", "tsne_embeddings", "class_silhouette", "plot_tsne",
-           "make_tsne_figure"]
+__all__ = ["resize_labels", "sample_pixel_indices", "tsne_embeddings", "class_silhouette", "plot_tsne"]
 
 _MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
 
@@ -140,7 +139,7 @@ def _class_styles(num_classes: int, palette: Any) -> List[Tuple[Any, str]]:
     seaborn 'colorblind' with the marker changing every 10 classes (it has 10 colours)."""
     import seaborn as sns
 
-    from kdlib.analysis.plots import PALETTE
+    from kdlib.figures.plots import PALETTE
 
     if palette is None:
         base = sns.color_palette(PALETTE, 10)
@@ -164,7 +163,7 @@ def plot_tsne(df: pd.DataFrame, path: Union[str, os.PathLike], class_names: Sequ
         class_names: K names (legend, classes absent from ``df`` are left out).
         palette: None (colour-blind-safe default) or K colours (K x 3 uint8, e.g. the dataset's palette).
     """
-    from kdlib.analysis.plots import save_figure
+    from kdlib.figures.plots import save_figure
 
     models = list(dict.fromkeys(df["model"]))
     styles = _class_styles(len(class_names), palette)
@@ -186,50 +185,3 @@ def plot_tsne(df: pd.DataFrame, path: Union[str, os.PathLike], class_names: Sequ
     fig.suptitle(title or "t-SNE of pixel embeddings", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return save_figure(fig, Path(path))
-
-
-def make_tsne_figure(preset: str, student: str, distilled_method: str, seed: int,
-                     runs_root: Union[str, os.PathLike], teacher_checkpoint: Union[str, os.PathLike],
-                     output_dir: Union[str, os.PathLike], figures_dir: Union[str, os.PathLike],
-                     common: Optional[Mapping[str, Any]] = None,
-                     run_dirs: Optional[Mapping[str, Union[str, os.PathLike]]] = None,
-                     num_images: int = 8, max_points: int = 2000, tsne_seed: int = 0, perplexity: float = 30.0,
-                     device: str = "auto", progress: bool = True) -> Dict[str, Any]:
-    """The ``fig_tsne`` notebook: t-SNE of head features (``SegOutput.feature``) of teacher, baseline and
-    ``distilled_method`` students on the first ``num_images`` validation images.
-
-    Runs not in ``run_dirs`` are trained (or reused) under ``runs_root``. Writes ``figures_dir/tsne.{png,pdf}``,
-    ``output_dir/tsne.csv`` (the embedding) and ``output_dir/metrics.json`` (points per model and each model's
-    cosine silhouette score of the embedded pixels by class).
-    """
-    from kdlib.analysis.notebook import save_metrics
-    from kdlib.analysis.predictions import eval_dataset, extract_outputs, load_model, load_samples, trained_runs
-    from kdlib.analysis.qualitative import method_label
-    from kdlib.engine.config import resolve_config
-
-    common = dict(common or {})
-    methods = list(dict.fromkeys(["none", distilled_method]))
-    runs = trained_runs(preset, student, methods, seed, runs_root, common, run_dirs, progress=progress)
-    loaded = {m: load_model(path, device) for m, path in runs.items()}
-    dataset = eval_dataset(loaded["none"].config)
-    cfg = resolve_config(preset, common)   # the teacher's name / width, needed for an official state dict
-    teacher = load_model(teacher_checkpoint, device, model_name=cfg.teacher, num_classes=dataset.num_classes,
-                         width=cfg.teacher_width)
-    images, labels, _ = load_samples(dataset, list(range(min(int(num_images), len(dataset)))))
-    models = {"teacher": teacher, **{f"{method_label(m)} student": loaded[m] for m in methods}}
-    features = {name: extract_outputs(m.model, images).feature for name, m in models.items()}
-    df = tsne_embeddings(features, labels, max_points, tsne_seed, dataset.class_names, perplexity,
-                         ignore_index=dataset.ignore_index)
-    silhouette = class_silhouette(features, labels, max_points, tsne_seed, ignore_index=dataset.ignore_index)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    df.to_csv(output_dir / "tsne.csv", index=False)
-    name = loaded["none"].config.get("dataset")
-    paths = plot_tsne(df, Path(figures_dir) / "tsne", dataset.class_names,
-                      title=f"t-SNE of head-feature pixel embeddings ({student} students, {name} "
-                            f"{dataset.split}, {images.shape[0]} images)")
-    result = {"dataset": name, "num_images": int(images.shape[0]), "points_per_model": int(len(df) // len(models)),
-              "silhouette": silhouette, "teacher": str(teacher.checkpoint),
-              "runs": {m: str(p) for m, p in runs.items()}, "figure": [str(p) for p in paths]}
-    save_metrics(output_dir, result)
-    return result

@@ -1,4 +1,4 @@
-"""Ablation curves of the one-option sweeps (:mod:`kdlib.analysis.sweep`): CIRKD Fig. 6 / 7 panels.
+"""Ablation curves of the one-option sweeps (:mod:`kdlib.studies.sweep`; specs in :mod:`kdlib.paper_numbers.sweeps`): CIRKD Fig. 6 / 7 panels.
 
 :func:`plot_sweep` draws one sweep's curve: mIoU (%) against the swept value with 95 % CI error bars over seeds,
 the paper default starred (or a dotted line when no run is at it), one line per pooling setting for the
@@ -14,7 +14,7 @@ from typing import Any, List, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from kdlib.analysis.sweep import _as_x, _only, format_number, get_sweep
+from kdlib.paper_numbers.sweeps import as_x, format_number, get_sweep, sweep_rows
 
 
 def _draw(ax: Any, summary: pd.DataFrame, name: str, legend: bool = True, default: Any = None) -> None:
@@ -26,10 +26,10 @@ def _draw(ax: Any, summary: pd.DataFrame, name: str, legend: bool = True, defaul
     import seaborn as sns
     from matplotlib.ticker import FixedLocator, NullLocator
 
-    from kdlib.analysis.plots import PALETTE
+    from kdlib.figures.plots import PALETTE
 
     spec = get_sweep(name)
-    part = _only(summary, name)
+    part = sweep_rows(summary, name)
     colors = sns.color_palette(PALETTE, 8)
     markers = ["o", "^", "D", "v", "P"]
     series = ([("", part)] if spec.kind != "patch" else
@@ -37,7 +37,7 @@ def _draw(ax: Any, summary: pd.DataFrame, name: str, legend: bool = True, defaul
                for pool, group in part.groupby("pool", sort=False)])
     handles = []
     for i, (label, group) in enumerate(series):
-        x = np.array([_as_x(v) for v in group[spec.option]])
+        x = np.array([as_x(v) for v in group[spec.option]])
         y = group["miou_pct"].to_numpy(dtype=float)
         err = np.nan_to_num(group["ci95_pct"].to_numpy(dtype=float))
         h = ax.errorbar(x, y, yerr=err, color=colors[i % len(colors)], marker=markers[i % len(markers)],
@@ -45,16 +45,16 @@ def _draw(ax: Any, summary: pd.DataFrame, name: str, legend: bool = True, defaul
         handles.append(h)
         at_default = group[group["paper_default"].astype(bool)]
         if len(at_default):
-            handles.append(ax.plot([_as_x(v) for v in at_default[spec.option]], at_default["miou_pct"], ls="none",
+            handles.append(ax.plot([as_x(v) for v in at_default[spec.option]], at_default["miou_pct"], ls="none",
                                    marker="*", ms=13, color=colors[3], markeredgecolor="black",
                                    markeredgewidth=0.5, zorder=5, label="paper default")[0])
     if not part["paper_default"].astype(bool).any() and spec.kind != "patch":
         default = spec.paper_default if default is None else default
-        handles.append(ax.axvline(_as_x(default), color=colors[3], ls=":", lw=1.2,
+        handles.append(ax.axvline(as_x(default), color=colors[3], ls=":", lw=1.2,
                                   label=f"paper default ({format_number(default)})"))
     ax.set_xlabel(spec.label)
     ax.set_ylabel("mIoU (%)")
-    xs = sorted(set(_as_x(v) for v in part[spec.option]))
+    xs = sorted(set(as_x(v) for v in part[spec.option]))
     if spec.log_x:
         ax.set_xscale("log", base=2 if spec.kind == "patch" or spec.option in ("groups", "pool") else 10)
     ax.xaxis.set_major_locator(FixedLocator(xs))
@@ -84,12 +84,12 @@ def plot_sweep(summary: pd.DataFrame, name: str, path: os.PathLike, dataset: str
     """The ablation curve of one sweep as ``path.png`` / ``path.pdf`` (``default``: see :func:`_draw`)."""
     import matplotlib.pyplot as plt
 
-    from kdlib.analysis.plots import save_figure
+    from kdlib.figures.plots import save_figure
 
     spec = get_sweep(name)
     fig, ax = plt.subplots(figsize=(4.2, 3.2))
     _draw(ax, summary, name, default=default)
-    student = str(_only(summary, name)["student"].iloc[0])
+    student = str(sweep_rows(summary, name)["student"].iloc[0])
     ax.set_title(f"{spec.title}\n{student}{f' ({dataset})' if dataset else ''}", fontsize=9)
     return save_figure(fig, Path(path))
 
@@ -99,7 +99,7 @@ def plot_panels(summary: pd.DataFrame, names: Sequence[str], path: os.PathLike, 
     """Sweeps side by side, panels (a), (b), ... as in the paper's figures (``defaults``: per sweep)."""
     import matplotlib.pyplot as plt
 
-    from kdlib.analysis.plots import save_figure
+    from kdlib.figures.plots import save_figure
 
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
     for i, (ax, name) in enumerate(zip(axes[0], names)):

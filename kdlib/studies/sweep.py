@@ -39,7 +39,7 @@ one line per pooling setting against the patch size. Tokens that resolve to the 
 **Queue memory** (CIRKD Fig. 6's "memory cost"). The trainer's ``peak_memory_mb`` of every run is kept (CUDA:
 max allocated; CPU: the process's RSS high-water mark, reset at the start of each run but including what the
 kernel already held), so it is a whole-process figure in which a queue's few MB are hard to see on CPU;
-:mod:`kdlib.analysis.cost`'s runs, each in a fresh process, are the cleaner per-run measurement. The curve's
+:mod:`kdlib.studies.cost`'s runs, each in a fresh process, are the cleaner per-run measurement. The curve's
 second axis is therefore the swept queue's own memory, computed exactly by :func:`queue_memory_mb` (K classes x N entries x d floats of 4 bytes, d the
 teacher's head-feature width), which is what the queue length changes.
 
@@ -51,115 +51,18 @@ from __future__ import annotations
 import functools
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 
+from kdlib.paper_numbers.sweeps import FIGURE_TITLES, FIGURES, SWEEPS, SweepSpec, as_x, format_number, get_sweep
+
 DEFAULT_POOL = "default"   # patch token without a pooling suffix: the dataset's default pooling kept
 BYTES_PER_FLOAT = 4        # fp32 queues
 MB = 2 ** 20               # bytes per MB, as the trainer's peak_memory_mb
 
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """One hyper-parameter sweep of one method option.
-
-    ``values`` are the default sweep points, valid on the built-in ``quick`` preset (11 classes, 8 x 16
-    feature maps, teacher head width 64 and c4 width 256) and on the paper datasets; ``paper_default`` is the
-    official code's value (for ``afdcd_patch``: the patch size; the pooling default depends on the dataset).
-    ``kind``: ``int``, ``float`` or ``patch`` (patch tokens, see the module docstring). ``memory_cost``: the
-    option is a queue length whose memory is drawn on a second axis (``memory_queue`` names the queue).
-    ``allow_none``: the option accepts ``None`` (``afdcd_pool``: no pooling, the same as a 1 x 1 pool).
-    """
-    method: str
-    option: str
-    values: Tuple[Any, ...]
-    paper_default: Any
-    student: str
-    label: str                      # x-axis label
-    title: str
-    log_x: bool = False
-    memory_cost: bool = False
-    kind: str = "int"
-    paper_note: str = ""            # what the paper swept (documentation)
-    memory_queue: str = ""          # "pixel" / "region" for the queue sweeps
-    allow_none: bool = False        # ``none`` is a valid value (pooling off); drawn at x = 1
-
-    @property
-    def columns(self) -> Tuple[str, ...]:
-        """The method options a value sets (the runs table's value columns)."""
-        return (self.option, "pool") if self.kind == "patch" else (self.option,)
-
-
-_CIRKD_FIG = "CIRKD Fig. {}: values of the plot not extracted (UNCONFIRMED); the code's default is {}."
-_AFDCD_NOTE = "Af-DCD hyper-parameter ablation; the paper's values are UNCONFIRMED (SPEC 1.2); code default {}."
-
-# CIRKD's ablation student is presumably the Table 4 one (DeepLabV3-MBV2; UNCONFIRMED); Af-DCD's the R18.
-SWEEPS: Dict[str, SweepSpec] = {
-    "cirkd_pixel_queue": SweepSpec(
-        "cirkd", "pixel_memory_size", (2500, 5000, 10000, 20000, 40000), 20000, "deeplabv3_mobilenetv2",
-        "pixel queue size $N_p$ per class", "CIRKD Fig. 6(a): pixel queue size", log_x=True, memory_cost=True,
-        paper_note=_CIRKD_FIG.format("6(a)", "N_p = 20000"), memory_queue="pixel"),
-    "cirkd_region_queue": SweepSpec(
-        "cirkd", "region_memory_size", (250, 500, 1000, 2000, 4000), 2000, "deeplabv3_mobilenetv2",
-        "region queue size $N_r$ per class", "CIRKD Fig. 6(b): region queue size", log_x=True, memory_cost=True,
-        paper_note=_CIRKD_FIG.format("6(b)", "N_r = 2000"), memory_queue="region"),
-    "cirkd_tau": SweepSpec(
-        "cirkd", "contrast_temperature", (0.03, 0.05, 0.1, 0.2, 0.5), 0.1, "deeplabv3_mobilenetv2",
-        r"temperature $\tau$", "CIRKD Fig. 7(a): temperature", log_x=True, kind="float",
-        paper_note=_CIRKD_FIG.format("7(a)", "tau = 0.1")),
-    "cirkd_pixel_contrast": SweepSpec(
-        "cirkd", "pixel_contrast_size", (1024, 2048, 4096, 8192, 16384), 4096, "deeplabv3_mobilenetv2",
-        "contrastive pixel embeddings $K_p$", "CIRKD Fig. 7(b): contrastive pixels", log_x=True,
-        paper_note=_CIRKD_FIG.format("7(b)", "K_p = 4096")),
-    "cirkd_region_contrast": SweepSpec(
-        "cirkd", "region_contrast_size", (256, 512, 1024, 2048, 4096), 1024, "deeplabv3_mobilenetv2",
-        "contrastive region embeddings $K_r$", "CIRKD Fig. 7(c): contrastive regions", log_x=True,
-        paper_note=_CIRKD_FIG.format("7(c)", "K_r = 1024")),
-    "afdcd_groups": SweepSpec(
-        "afdcd", "groups", (4, 8, 16, 32, 64), 16, "deeplabv3_resnet18", "channel groups $M$",
-        "Af-DCD: channel groups M", log_x=True, paper_note=_AFDCD_NOTE.format("M = 16")),
-    "afdcd_tau": SweepSpec(
-        "afdcd", "tau", (0.02, 0.05, 0.07, 0.1, 0.2, 0.7), 0.07, "deeplabv3_resnet18", r"temperature $\tau$",
-        "Af-DCD: temperature", log_x=True, kind="float",
-        paper_note=_AFDCD_NOTE.format("tau = 0.07 (the LLM summary's 0.7 is swept too)")),
-    "afdcd_patch": SweepSpec(
-        "afdcd", "patch", ("2", "4", "8", "2/pool2", "4/pool2"), 4, "deeplabv3_resnet18", "patch size $N$",
-        "Af-DCD: patch size and pooling", log_x=True, kind="patch",
-        paper_note=_AFDCD_NOTE.format("4 x 4 patches after a 4 x 4 max-pool (none on CamVid); the summary "
-                                      "mentions N from 2 to 8")),
-    "afdcd_pool": SweepSpec(
-        "afdcd", "pool", ("none", 2), 4, "deeplabv3_resnet18", "max-pool size before the patches",
-        "Af-DCD: pooling before the contrast", log_x=True, allow_none=True,
-        paper_note=_AFDCD_NOTE.format("pool 4 (none on CamVid); 4 needs maps of at least 16 x 16 for 4 x 4 "
-                                      "patches, so it is not among the quick preset's values")),
-    "afdcd_mask_ratio": SweepSpec(
-        "afdcd", "mask_ratio", (0.25, 0.5, 0.65, 0.75, 0.9), 0.75, "deeplabv3_resnet18", r"mask ratio $\zeta$",
-        "Af-DCD: mask ratio", kind="float",
-        paper_note=_AFDCD_NOTE.format("0.75 (MGD's default 0.65 is swept too)")),
-}
-
-# Multi-panel paper figures: their panels, in order, and titles.
-FIGURES: Dict[str, Tuple[str, ...]] = {
-    "cirkd_fig6": ("cirkd_pixel_queue", "cirkd_region_queue"),
-    "cirkd_fig7": ("cirkd_tau", "cirkd_pixel_contrast", "cirkd_region_contrast"),
-}
-FIGURE_TITLES: Dict[str, str] = {
-    "cirkd_fig6": "CIRKD Fig. 6: memory queue sizes",
-    "cirkd_fig7": "CIRKD Fig. 7: temperature and contrastive embeddings",
-}
-
-
-def get_sweep(name: str) -> SweepSpec:
-    if name not in SWEEPS:
-        raise ValueError(f"unknown sweep {name!r}; known: {', '.join(SWEEPS)}")
-    return SWEEPS[name]
-
-
-# ----------------------------------------------------------------------------------------------- values
 def _parse_int(token: str, what: str) -> int:
     try:
         number = float(token)
@@ -210,7 +113,7 @@ def parse_values(name: str, values: Union[str, Sequence[Any], None]) -> List[Any
 
     ``None`` or ``""`` gives the sweep's default values.
     """
-    from kdlib.analysis.study import split_list
+    from kdlib.studies.study import split_list
 
     spec = get_sweep(name)
     if values is None or (isinstance(values, str) and not values.strip()):
@@ -218,17 +121,6 @@ def parse_values(name: str, values: Union[str, Sequence[Any], None]) -> List[Any
     items = split_list(values) if isinstance(values, str) else list(values)
     parsed = [parse_value(name, v) for v in items]
     return list(dict.fromkeys(parsed))
-
-
-def format_number(value: Any) -> str:
-    """Compact tick / table label: 20000 → ``20k``, 2500 → ``2.5k``, 0.07 → ``0.07``, None → ``none``."""
-    if value is None:
-        return "none"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, np.integer)) and abs(value) >= 1000 and value % 100 == 0:
-        return f"{value / 1000:g}k"
-    return f"{value:g}"
 
 
 def value_label(name: str, value: Any) -> str:
@@ -389,15 +281,10 @@ def _setting(name: str, values: Mapping[str, Any], base: Mapping[str, Any]) -> s
 
 
 # ------------------------------------------------------------------------------------------------ study
-def _as_x(value: Any) -> float:
-    """Plot / sort position of a value (``none``, pooling off, = a 1 x 1 pool)."""
-    return 1.0 if value is None or value == "none" else float(value)
-
-
 def _order_key(row: pd.Series, spec: SweepSpec) -> Tuple[float, float]:
     if spec.kind == "patch":
-        return (_as_x(row["pool"]), float(row[spec.option]))
-    return (_as_x(row[spec.option]), 0.0)
+        return (as_x(row["pool"]), float(row[spec.option]))
+    return (as_x(row[spec.option]), 0.0)
 
 
 def _run_sweeps(requests: Sequence[Tuple[str, Sequence[Any]]], preset: str, student: Optional[str],
@@ -406,9 +293,9 @@ def _run_sweeps(requests: Sequence[Tuple[str, Sequence[Any]]], preset: str, stud
                 imagenet_dir: Optional[os.PathLike] = None, nproc_per_node: int = 1
                 ) -> Tuple[pd.DataFrame, pd.DataFrame, Dict[str, Any]]:
     """Train every (sweep, value) × seed under ``output_dir/runs``; return (summary, runs, info)."""
-    from kdlib.analysis.grid import run_id
-    from kdlib.analysis.study import run_study, study_runs_root
-    from kdlib.analysis.tables import summarize_seeds
+    from kdlib.studies.grid import run_id
+    from kdlib.studies.study import run_study, study_runs_root
+    from kdlib.report.tables import summarize_seeds
     from kdlib.engine.config import merge, resolve_config
     from kdlib.engine.recipes import method_defaults
 
@@ -517,7 +404,7 @@ def _run_sweeps(requests: Sequence[Tuple[str, Sequence[Any]]], preset: str, stud
 
 
 def _write(output_dir: Path, summary: pd.DataFrame, runs: pd.DataFrame, metrics: Mapping[str, Any]) -> None:
-    from kdlib.analysis.notebook import save_metrics
+    from kdlib.studies.notebook import save_metrics
 
     output_dir.mkdir(parents=True, exist_ok=True)
     runs.to_csv(output_dir / "runs.csv", index=False)
@@ -528,15 +415,6 @@ def _write(output_dir: Path, summary: pd.DataFrame, runs: pd.DataFrame, metrics:
 def _records(frame: pd.DataFrame) -> List[Dict[str, Any]]:
     return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
             for row in frame.to_dict(orient="records")]
-
-
-def _only(summary: pd.DataFrame, name: str) -> pd.DataFrame:
-    spec = get_sweep(name)
-    part = summary[summary["sweep"] == name]
-    keep = [c for c in part.columns if c in ("sweep", "student", *spec.columns, "n", "miou_pct", "std_pct",
-                                                "ci95_pct", "wall_time_s", "peak_memory_mb", "paper_default",
-                                                "setting") or (c == "queue_memory_mb" and spec.memory_cost)]
-    return part[keep].reset_index(drop=True)
 
 
 def reproduce_sweep(name: str, preset: str, student: Optional[str], values: Union[str, Sequence[Any], None],
@@ -566,14 +444,14 @@ def reproduce_sweep(name: str, preset: str, student: Optional[str], values: Unio
         common: overrides of every run (teacher checkpoint, data root, iterations, ...).
         include_default: also train the paper's default value when ``values`` lacks it.
         runs_root: where the runs go instead of ``output_dir/runs`` (several sweep notebooks may share one).
-        imagenet_dir, nproc_per_node: as in :func:`kdlib.analysis.study.run_study`.
+        imagenet_dir, nproc_per_node: as in :func:`kdlib.studies.study.run_study`.
     """
     spec = get_sweep(name)
     output_dir = Path(output_dir)
     summary, runs, info = _run_sweeps([(name, values)], preset, student, seeds, output_dir, common, progress,
                                       include_default, runs_root, imagenet_dir, nproc_per_node)
     if figures_dir:  # None or "" (a notebook parameter): no figure
-        from kdlib.analysis.sweep_plots import plot_sweep
+        from kdlib.figures.sweep_plots import plot_sweep
 
         plot_sweep(summary, name, Path(figures_dir) / name, dataset=info[name]["dataset"],
                    default=info[name]["paper_default"][spec.option])
@@ -609,7 +487,7 @@ def reproduce_figure(figure: str, preset: str, student: Optional[str],
     summary, runs, info = _run_sweeps(requests, preset, student, seeds, output_dir, common, progress, False,
                                       runs_root, imagenet_dir, nproc_per_node)
     if figures_dir:  # None or "": no figure
-        from kdlib.analysis.sweep_plots import plot_panels, plot_sweep
+        from kdlib.figures.sweep_plots import plot_panels, plot_sweep
 
         defaults = {n: info[n]["paper_default"][get_sweep(n).option] for n, _ in requests}
         for name, _ in requests:
@@ -620,15 +498,6 @@ def reproduce_figure(figure: str, preset: str, student: Optional[str],
                     title=FIGURE_TITLES.get(figure, figure))
     _write(output_dir, summary, runs, {"figure": figure, "sweeps": info, "seeds": [int(s) for s in seeds]})
     return summary, runs
-
-
-def __getattr__(name: str) -> Any:
-    """``plot_sweep`` / ``plot_panels`` live in :mod:`kdlib.analysis.sweep_plots` (kept importable from here)."""
-    if name in ("plot_sweep", "plot_panels"):
-        from kdlib.analysis import sweep_plots
-
-        return getattr(sweep_plots, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["FIGURES", "FIGURE_TITLES", "SWEEPS", "SweepSpec", "check_value", "dataset_num_classes", "effective_values",

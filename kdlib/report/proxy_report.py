@@ -1,6 +1,6 @@
 """The proxy study's tables, rendered from its committed results (``kdlib proxy --report``).
 
-Reads what :mod:`kdlib.analysis.proxy` wrote — ``results/proxy/<step>/<run-id>/{runs,summary}.csv`` and
+Reads what :mod:`kdlib.studies.proxy` wrote — ``results/proxy/<step>/<run-id>/{runs,summary}.csv`` and
 ``results/proxy/timing.csv`` — and renders one markdown file, ``results/proxy/tables.md``, that the hand-written
 report (``results/README.md``) quotes. Nothing here trains or reads a checkpoint, so the tables can be rebuilt
 and checked against ``runs.csv`` in seconds.
@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
-from kdlib.analysis.qualitative import method_label
-from kdlib.analysis.tables import markdown_table, summarize_seeds, t_quantile
+from kdlib.figures.qualitative import method_label
+from kdlib.report.tables import markdown_table, summarize_seeds, t_quantile
 
 MAIN_TABLE_STEPS = ("cirkd_table1", "cirkd_table2", "cirkd_table3", "afdcd_cityscapes", "afdcd_camvid", "afdcd_voc",
                     "afdcd_ade20k", "afdcd_coco_stuff")
@@ -61,7 +61,7 @@ def step_result(step: str, results: os.PathLike = "results/proxy") -> Optional[P
 
 def gains_table(runs: pd.DataFrame, key: str = "method", baseline: str = "none",
                 by: Sequence[str] = ("student",), order: Optional[Sequence[str]] = None) -> pd.DataFrame:
-    """Per (``by``, ``key``): seeds, mean ± 95 % CI (:func:`~kdlib.analysis.tables.summarize_seeds`) and the
+    """Per (``by``, ``key``): seeds, mean ± 95 % CI (:func:`~kdlib.report.tables.summarize_seeds`) and the
     gain over ``baseline`` (:func:`welch_interval`).
 
     ``runs`` holds one row per run with ``miou`` as a fraction (a study's ``runs.csv``); the result is in
@@ -229,7 +229,7 @@ def plot_headline(table: pd.DataFrame, path: os.PathLike) -> List[Path]:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    from kdlib.analysis.plots import PALETTE, save_figure
+    from kdlib.figures.plots import PALETTE, save_figure
 
     students = list(dict.fromkeys(table["student"]))
     fig, axes = plt.subplots(1, len(students), figsize=(3.6 * len(students), 3.2), squeeze=False, sharey=True)
@@ -258,43 +258,13 @@ def plot_headline(table: pd.DataFrame, path: os.PathLike) -> List[Path]:
     return save_figure(fig, Path(path))
 
 
-def verify_runs(results: os.PathLike = "results/proxy", tolerance: float = 1e-9) -> pd.DataFrame:
-    """Committed numbers vs the runs on this machine: every ``runs.csv`` row whose ``run_dir`` holds a finished
-    run (``metrics.json``), plus the teacher (``teacher.json`` vs ``runs/proxy/teacher``).
+def render_report(steps: Sequence[Any], results: os.PathLike = "results/proxy") -> str:
+    """All tables of the proxy study as one markdown document.
 
-    Returns one row per comparable run: ``step``, ``run_dir``, ``committed`` and ``local`` mIoU (%), ``match``
-    (|difference| <= ``tolerance`` in mIoU fraction). Runs not trained here are left out. CPU training is
-    deterministic, so re-running any cell (``kdlib proxy STEP``) on a CPU should reproduce its numbers exactly.
+    ``steps``: the study's steps in report order, each with ``name``, ``group`` (``sweeps``, ``ablations``,
+    ...) and ``description`` (:data:`kdlib.studies.proxy.STEPS`).
     """
-    import json
-
-    rows: List[Dict[str, object]] = []
-
-    def compare(step: str, run_dir: str, committed: float) -> None:
-        metrics = Path(run_dir, "metrics.json")
-        if metrics.is_file():
-            local = float(json.loads(metrics.read_text())["miou"])
-            rows.append({"step": step, "run_dir": run_dir, "committed": 100 * committed, "local": 100 * local,
-                         "match": abs(local - committed) <= tolerance})
-
-    teacher = Path(results, "teacher.json")
-    if teacher.is_file():
-        from kdlib.analysis.proxy import TEACHER_RUN
-
-        compare("teacher", str(TEACHER_RUN), float(json.loads(teacher.read_text())["miou"]))
-    for runs_csv in sorted(Path(results).glob("*/*/runs.csv")):
-        runs = pd.read_csv(runs_csv)
-        if "run_dir" not in runs.columns:
-            continue
-        for run_dir, miou in zip(runs["run_dir"].astype(str), runs["miou"].astype(float)):
-            compare(runs_csv.parent.parent.name, run_dir, miou)
-    return pd.DataFrame(rows, columns=["step", "run_dir", "committed", "local", "match"]).drop_duplicates("run_dir")
-
-
-def render_report(results: os.PathLike = "results/proxy") -> str:
-    """All tables of the proxy study as one markdown document."""
-    from kdlib.analysis.proxy import STEPS
-    from kdlib.analysis.reproduce import TABLES
+    from kdlib.paper_numbers.tables import TABLES
 
     parts = ["# Proxy study: tables (generated by `kdlib proxy --report` from results/proxy; do not edit)", "",
              "mIoU in %, mean over seeds ± 95 % t-interval; gain = ours − baseline with Welch's 95 % interval "
@@ -305,7 +275,7 @@ def render_report(results: os.PathLike = "results/proxy") -> str:
               "Ours: all runs of the main tables (seeds 0-2). Paper columns: the gain each paper table reports for "
               "that student and method (CS = Cityscapes).", "",
               markdown_table(wide) if len(wide) else "(not run yet)", ""]
-    for step in STEPS:
+    for step in steps:
         if step.group == "sweeps":
             table = sweep_step(step.name, results)
         elif step.group == "ablations":
@@ -331,8 +301,8 @@ def render_report(results: os.PathLike = "results/proxy") -> str:
     return "\n".join(parts)
 
 
-def write_report(results: os.PathLike = "results/proxy", figures: Optional[os.PathLike] = "figures/proxy"
-                 ) -> Path:
+def write_report(steps: Sequence[Any], results: os.PathLike = "results/proxy",
+                 figures: Optional[os.PathLike] = "figures/proxy") -> Path:
     """Write ``results/proxy/tables.md`` (atomically) and, when the main runs exist and ``figures`` is set,
     the headline figure ``figures/proxy/headline_gains.{png,pdf}``; return the markdown's path."""
     headline = headline_table(results)
@@ -341,10 +311,10 @@ def write_report(results: os.PathLike = "results/proxy", figures: Optional[os.Pa
     path = Path(results, "tables.md")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(render_report(results))
+    tmp.write_text(render_report(steps, results))
     os.replace(tmp, path)
     return path
 
 
 __all__ = ["cost_table", "gains_table", "gains_vs_all_papers", "headline_table", "plot_headline", "render_report",
-           "step_result", "sweep_step", "table_step", "timing_table", "verify_runs", "welch_interval", "write_report"]
+           "step_result", "sweep_step", "table_step", "timing_table", "welch_interval", "write_report"]
