@@ -1,6 +1,6 @@
-"""One tiny registry type shared by models, datasets and losses.
+"""One tiny registry type shared by models, datasets and distillation methods.
 
-Adding a model, dataset or loss is one new file that decorates its builder::
+Adding a model, dataset or method is one new file that decorates its builder::
 
     @MODELS.register("deeplabv3_resnet18")
     def deeplabv3_resnet18(num_classes, **kw): ...
@@ -34,8 +34,16 @@ class Registry:
         try:
             return self._items[name]
         except KeyError:
+            import difflib
+
             known = ", ".join(sorted(self._items)) or "(none)"
-            raise KeyError(f"unknown {self.kind} '{name}'; registered: {known}") from None
+            close = difflib.get_close_matches(str(name), list(self._items), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise KeyError(f"unknown {self.kind} '{name}'; {hint}registered: {known}") from None
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (for tests that register a throw-away entry)."""
+        del self._items[name]
 
     def build(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return self.get(name)(*args, **kwargs)
@@ -55,4 +63,5 @@ class Registry:
 
 MODELS = Registry("model")
 DATASETS = Registry("dataset")
-LOSSES = Registry("loss")
+METHODS = Registry("method")   # distillation methods: DistillLoss subclasses in kdlib/methods/, one file each
+LOSSES = METHODS               # the former name of METHODS, kept for old imports

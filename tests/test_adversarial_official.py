@@ -27,7 +27,7 @@ import kdlib.methods  # noqa: F401  (registers the methods)
 from kdlib.methods import PairSpec, build_distiller
 from kdlib.methods.adversarial import (AdversarialTerm, OfficialSpectralNorm, SAGANDiscriminator, SelfAttention,
                                        official_spectral_norm)
-from kdlib.registry import LOSSES
+from kdlib.registry import METHODS
 
 EPS = 1e-12
 PAPER_DATASETS = ("cityscapes", "camvid", "voc", "ade20k", "coco_stuff_164k")
@@ -254,7 +254,7 @@ def test_discriminator_step_forward_order(variant, order):
 # ------------------------------------------------------------------------------------------- methods / defaults
 @pytest.mark.parametrize("method", ["skd", "ifvd", "cwd"])
 def test_paper_defaults_and_option(method):
-    cls = LOSSES.get(method)
+    cls = METHODS.get(method)
     for dataset in PAPER_DATASETS:
         assert cls.paper_defaults(dataset)["method_options"]["d_spectral_norm"] == "official", dataset
     assert cls.paper_defaults("synthetic_streets")["method_options"]["d_spectral_norm"] == "torch"

@@ -49,7 +49,7 @@ def test_papermill_grid_runs_skips_done_cells_and_reports_failures(tiny_setup, c
     status = {r.params["method"]: r.status for r in results}
     assert status == {"none": "ok", "kd": "ok", "no_such_method": "failed"}
     failed = next(r for r in results if r.status == "failed")
-    assert "no_such_method" in failed.error and "unknown loss" in failed.error
+    assert "no_such_method" in failed.error and "unknown method" in failed.error
     assert (Path(failed.output_dir) / "notebook.ipynb").is_file()  # the partial notebook is kept as the log
 
     runs = pd.read_csv(base / "results" / "train_config" / "runs.csv")

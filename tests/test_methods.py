@@ -6,6 +6,8 @@ Tiny shapes; CPU; the whole file runs in well under a minute on one core.
 from __future__ import annotations
 
 import copy
+import json
+import sys
 
 import pytest
 import torch
@@ -13,12 +15,12 @@ import torch.nn.functional as F
 
 import kdlib.methods
 from kdlib.losses import functional as Fn
-from kdlib.methods import PairSpec, build_distiller
+from kdlib.methods import DistillLoss, PairSpec, build_distiller
 from kdlib.methods.adversarial import SAGANDiscriminator
 from kdlib.models.output import SegOutput
-from kdlib.registry import LOSSES
+from kdlib.registry import METHODS as REGISTRY
 
-METHODS = ("cwd", "at", "fitnet", "ifvd", "skd", "cirkd", "afdcd")
+METHODS = tuple(REGISTRY.names())   # every registered method: the generic tests are driven by its declarations
 DATASETS = ("cityscapes", "camvid", "voc", "ade20k", "coco_stuff_164k", "synthetic_streets")
 K = 5
 PAIR = PairSpec(num_classes=K, student_feature=8, teacher_feature=16, student_c4=12, teacher_c4=32)
@@ -41,7 +43,7 @@ def outputs(seed: int = 0, b: int = B, h: int = H, w: int = W, pair: PairSpec = 
 
 
 def build(method: str, dataset: str = "cityscapes", pair: PairSpec = PAIR, weights=None, **options):
-    defaults = LOSSES.get(method).paper_defaults(dataset)
+    defaults = REGISTRY.get(method).paper_defaults(dataset)
     w = dict(defaults["loss_weights"], **(weights or {}))
     opts = dict(defaults["method_options"], **options)
     return build_distiller(method, pair, w, opts), w
@@ -53,13 +55,13 @@ def enabled_terms(weights):
 
 # ------------------------------------------------------------------------------------------- defaults / build
 def test_registered_names():
-    assert set(METHODS) | {"kd"} <= set(LOSSES.names())
+    assert set(METHODS) | {"kd"} <= set(REGISTRY.names())
 
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_paper_defaults_build(method, dataset):
-    cls = LOSSES.get(method)
+    cls = REGISTRY.get(method)
     d = cls.paper_defaults(dataset)
     # config fields a method may set per dataset: Af-DCD selects its checkpoint on CamVid's test split
     assert {"loss_weights", "method_options"} <= set(d) <= {"loss_weights", "method_options", "val_split",
@@ -74,17 +76,17 @@ def test_paper_defaults_build(method, dataset):
 
 
 def test_per_dataset_weights():
-    assert LOSSES.get("cirkd").paper_defaults("voc")["loss_weights"]["memory_p2p"] == 0.01
-    assert LOSSES.get("cirkd").paper_defaults("cityscapes")["loss_weights"]["memory_p2r"] == 0.1
-    lam = {ds: LOSSES.get("afdcd").paper_defaults(ds)["loss_weights"] for ds in DATASETS}
+    assert REGISTRY.get("cirkd").paper_defaults("voc")["loss_weights"]["memory_p2p"] == 0.01
+    assert REGISTRY.get("cirkd").paper_defaults("cityscapes")["loss_weights"]["memory_p2r"] == 0.1
+    lam = {ds: REGISTRY.get("afdcd").paper_defaults(ds)["loss_weights"] for ds in DATASETS}
     assert (lam["cityscapes"]["kd"], lam["cityscapes"]["fd"], lam["cityscapes"]["ctr"]) == (1.0, 2e-6, 0.005)
     assert (lam["camvid"]["fd"], lam["camvid"]["ctr"]) == (8e-6, 0.01)
     assert (lam["voc"]["fd"], lam["voc"]["ctr"]) == (1e-6, 0.005)
     assert (lam["ade20k"]["kd"], lam["ade20k"]["fd"], lam["ade20k"]["ctr"]) == (0.5, 1e-6, 0.04)
     assert (lam["coco_stuff_164k"]["kd"], lam["coco_stuff_164k"]["fd"]) == (0.5, 5e-6)
-    assert LOSSES.get("afdcd").paper_defaults("camvid")["method_options"]["pool"] is None
-    assert LOSSES.get("afdcd").paper_defaults("cityscapes")["method_options"]["pool"] == 4
-    cwd = LOSSES.get("cwd").paper_defaults("cityscapes")
+    assert REGISTRY.get("afdcd").paper_defaults("camvid")["method_options"]["pool"] is None
+    assert REGISTRY.get("afdcd").paper_defaults("cityscapes")["method_options"]["pool"] == 4
+    cwd = REGISTRY.get("cwd").paper_defaults("cityscapes")
     assert cwd["loss_weights"]["cwd_logits"] == 3.0 and cwd["loss_weights"]["cwd_feature"] == 50.0
     assert cwd["method_options"]["temperature"] == 4.0
 
@@ -102,8 +104,10 @@ def test_enabled_terms_finite_and_gradients(method, dataset):
     for name, value in out.items():
         assert value.dim() == 0 and torch.isfinite(value), name
     sum(out.values()).backward()
-    for name in ("logits", "c4" if method == "afdcd" else "feature"):   # Af-DCD distils c4, the rest the feature
-        assert getattr(student, name).grad is not None, name
+    distils = REGISTRY.get(method).distils   # what the method declares it distils, and nothing else
+    assert distils and set(distils) <= set(SegOutput._fields)
+    for name, x in zip(SegOutput._fields, student):
+        assert (x.grad is not None) == (name in distils), f"{method}: gradient reaching the student's {name}"
     for name, x in zip(SegOutput._fields, teacher):
         assert x.grad is None, f"gradient reached the teacher's {name}"
     for name, p in module.named_parameters():
@@ -116,8 +120,12 @@ def test_zero_weight_disables_term(method, monkeypatch):
                  "pairwise": "skd_pairwise_loss", "batch_p2p": "cirkd_batch_p2p_loss", "fd": "afdcd_fd_loss",
                  "ctr": "afdcd_omni_loss", "sc": "afdcd_spatial_loss", "cc": "afdcd_channel_loss"}
     _, base = build(method)
-    terms = LOSSES.get(method).terms
-    mod = __import__(f"kdlib.methods.{method}", fromlist=["x"])
+    terms = REGISTRY.get(method).terms
+    mod = sys.modules[REGISTRY.get(method).__module__]
+    if len(terms) == 1:   # its only term off: nothing to distil, refused with the weight to set
+        with pytest.raises(ValueError, match="no term with a non-zero weight"):
+            build_distiller(method, PAIR, {terms[0]: 0.0})
+        return
     for term in terms:
         weights = {t: 1.0 for t in terms}
         weights[term] = 0.0
@@ -126,7 +134,7 @@ def test_zero_weight_disables_term(method, monkeypatch):
                 def boom(*a, **k):
                     raise AssertionError(f"{term} computed although disabled")
                 m.setattr(mod, unique_fn[term], boom)
-            module = build_distiller(method, PAIR, weights, LOSSES.get(method).paper_defaults("cityscapes")
+            module = build_distiller(method, PAIR, weights, REGISTRY.get(method).paper_defaults("cityscapes")
                                      ["method_options"])
             out = module(*outputs(2))
         assert set(out) == set(terms) - {term}
@@ -468,3 +476,58 @@ def test_at_scale_to_positions_rescales_by_map_size():
     assert Fn.at_loss(*up).item() == pytest.approx(Fn.at_loss(s.feature, t.feature).item() / 4, rel=1e-5)
     with pytest.raises(ValueError, match="scale_to_positions"):
         build("at", scale_to_positions=0)
+
+
+# ------------------------------------------------------------------------------------------- adding a method
+class L1Logits(DistillLoss):
+    """A method defined outside kdlib: the mean absolute difference of the logits (one term, stateless)."""
+
+    terms = ("l1",)
+    distils = ("logits",)
+    display_name = "L1 logits"
+    paper_weights = {"l1": 1.0}
+
+    def __init__(self, pair, enabled, scale: float = 1.0) -> None:
+        super().__init__(pair, enabled)
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.scale = float(scale)
+
+    def forward(self, student, teacher, labels):
+        return {"l1": self.scale * (student.logits - teacher.logits.detach()).abs().mean()}
+
+
+@pytest.fixture
+def l1_logits():
+    REGISTRY.register("l1_logits")(L1Logits)
+    try:
+        yield "l1_logits"
+    finally:
+        REGISTRY.unregister("l1_logits")
+
+
+def test_a_method_defined_elsewhere_passes_the_generic_tests_and_trains(l1_logits, monkeypatch,
+                                                                       tiny_data_and_teacher, tmp_path):
+    """Registering one class is all it takes: paper defaults, display name, the generic tests and a run."""
+    from kdlib.engine.config import resolve_config
+    from kdlib.engine.trainer import train
+    from kdlib.methods import method_label
+    from kdlib.studies.notebook import parse_extra
+
+    assert L1Logits.paper_defaults("voc") == {"loss_weights": {"l1": 1.0}, "method_options": {"scale": 1.0}}
+    assert method_label(l1_logits) == "L1 logits"
+    for dataset in DATASETS:
+        test_paper_defaults_build(l1_logits, dataset)
+    test_enabled_terms_finite_and_gradients(l1_logits, "cityscapes")
+    test_zero_weight_disables_term(l1_logits, monkeypatch)
+    with pytest.raises(ValueError, match="no option.*scael.*did you mean scale"):
+        build_distiller(l1_logits, PAIR, {"l1": 1.0}, {"scael": 2.0})
+
+    extra, teacher = tiny_data_and_teacher
+    cfg = resolve_config("quick", {**parse_extra(extra), "method": l1_logits, "teacher_checkpoint": str(teacher),
+                                   "run_dir": str(tmp_path / "run")})
+    assert cfg.loss_weights == {"l1": 1.0} and cfg.method_options == {"scale": 1.0}
+    result = train(cfg, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(r["l1"] > 0 for r in log if "l1" in r) and any("l1" in r for r in log)
+    assert 0.0 <= result["miou"] <= 1.0

@@ -97,7 +97,7 @@ def test_default_values_are_valid_on_the_quick_preset():
     ("cirkd_region_queue", 50, "clip"),            # 1024 // 11 + 1 = 94 > 50
     ("cirkd_pixel_contrast", 300000, "clip"),
     ("cirkd_tau", 0.0, "positive"),
-    ("afdcd_groups", 48, "divide"),                # 256 % 48 != 0
+    ("afdcd_groups", 48, "256 must be divisible by groups=48"),   # 256 % 48 != 0
     ("afdcd_patch", "16", "smaller than"),         # 8 x 16 maps
     ("afdcd_pool", 4, "smaller than"),             # 2 x 4 pooled maps < 4 x 4 patch
     ("afdcd_mask_ratio", 1.5, r"\[0, 1\]"),

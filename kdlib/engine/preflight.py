@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import TYPE_CHECKING, Dict, Optional, Union
 
 from kdlib.engine.config import NO_IMAGENET, TrainConfig
+
+if TYPE_CHECKING:
+    from kdlib.methods import PairSpec
 
 
 def imagenet_files() -> Dict[str, str]:
@@ -90,30 +93,45 @@ def check_imagenet(cfg: TrainConfig) -> None:
                          f"{cfg.student}, which expects '{expected}'")
 
 
-def check_buildable(cfg: TrainConfig) -> None:
-    """Build the student, the teacher and the method on the ``meta`` device (names, widths, options, terms)."""
+def pair_spec(cfg: TrainConfig) -> "PairSpec":
+    """The method's view of the config's student / teacher pair (channel widths), from models built on the
+    ``meta`` device (no memory, no weights)."""
     import torch
 
-    import kdlib.data  # noqa: F401  (registers the datasets)
+    from kdlib.methods import PairSpec
     from kdlib.models import build_model
-    from kdlib.registry import DATASETS
 
-    if cfg.dataset not in DATASETS:
-        DATASETS.get(cfg.dataset)  # raises the registry's "unknown dataset" error
     num_classes = _num_classes(cfg.dataset)
     with torch.device("meta"):
         student = build_model(cfg.student, num_classes, aux=cfg.aux, width=cfg.student_width)
-        if cfg.method == "none":
-            return
-        from kdlib.methods import PairSpec, build_distiller
+        teacher = build_model(cfg.teacher or cfg.student, num_classes, aux=True, width=cfg.teacher_width)
+    return PairSpec(num_classes, student.feature_channels, teacher.feature_channels, student.c4_channels,
+                    teacher.c4_channels)
 
-        teacher = build_model(cfg.teacher, num_classes, aux=True, width=cfg.teacher_width)
-        pair = PairSpec(num_classes, student.feature_channels, teacher.feature_channels, student.c4_channels,
-                        teacher.c4_channels)
+
+def check_buildable(cfg: TrainConfig) -> None:
+    """Build the student, the teacher and the method on the ``meta`` device (names, widths, options, terms),
+    and run the method's checks of its options against the pair and the feature-map size."""
+    import torch
+
+    import kdlib.data  # noqa: F401  (registers the datasets)
+    from kdlib.registry import DATASETS, METHODS
+
+    if cfg.dataset not in DATASETS:
+        DATASETS.get(cfg.dataset)  # raises the registry's "unknown dataset" error
+    if cfg.method == "none":
+        pair_spec(cfg)
+        return
+    from kdlib.methods import build_distiller
+
+    pair = pair_spec(cfg)
+    with torch.device("meta"):
         try:
             build_distiller(cfg.method, pair, cfg.loss_weights, cfg.method_options)
-        except TypeError as exc:   # an unknown keyword option
+        except TypeError as exc:   # a malformed option value
             raise ValueError(f"method {cfg.method}: {exc}") from None
+    h, w = (int(v) // 8 for v in cfg.crop_size)   # the CNN models' output stride
+    METHODS.get(cfg.method).check_setting(cfg.method_options, pair, (h, w))
 
 
 def _num_classes(dataset: str) -> int:
@@ -151,4 +169,4 @@ def check_run(cfg: TrainConfig, nproc_per_node: int = 1) -> None:
 
 
 __all__ = ["check_buildable", "check_imagenet", "check_nproc", "check_run", "imagenet_file_for",
-           "imagenet_files", "imagenet_path"]
+           "imagenet_files", "imagenet_path", "pair_spec"]

@@ -72,6 +72,6 @@ def method_defaults(method: str, dataset: str) -> Dict[str, Any]:
     if method == "none":
         return {}
     import kdlib.methods  # noqa: F401  (registers the methods)
-    from kdlib.registry import LOSSES
+    from kdlib.registry import METHODS
 
-    return LOSSES.get(method).paper_defaults(dataset)
+    return METHODS.get(method).paper_defaults(dataset)

@@ -137,10 +137,15 @@ def config_changes(run_dir: Path, wanted_yaml: str) -> List[str]:
     saved = yaml.safe_load(path.read_text()) or {}
     # a field added to TrainConfig after the run was made: the run used what is now its default
     saved = normalise_fields({**{k: v for k, v in TrainConfig().to_dict().items() if k not in saved}, **saved})
-    # a method option added after the run was made: the run used the behaviour from before the option
-    legacy = LEGACY_METHOD_OPTIONS.get(saved.get("method"), {})
-    if legacy and isinstance(saved.get("method_options"), dict):
-        saved["method_options"] = {**legacy, **saved["method_options"]}
+    # a method option added after the run was made: the run used the behaviour from before the option (its
+    # constructor default, or the legacy value where the default now differs)
+    method = saved.get("method")
+    if isinstance(saved.get("method_options"), dict) and method not in (None, "none"):
+        import kdlib.methods  # noqa: F401  (registers the methods)
+        from kdlib.registry import METHODS
+
+        defaults = METHODS.get(method).default_options() if method in METHODS else {}
+        saved["method_options"] = {**defaults, **LEGACY_METHOD_OPTIONS.get(method, {}), **saved["method_options"]}
     wanted = normalise_fields(yaml.safe_load(wanted_yaml) or {})
     return sorted(k for k in set(saved) | set(wanted) if k != "run_dir" and saved.get(k) != wanted.get(k))
 

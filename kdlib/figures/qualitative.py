@@ -22,21 +22,13 @@ import torch  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from kdlib.data import transforms as T  # noqa: E402
+from kdlib.methods.base import method_label  # noqa: E402,F401  (display names: the methods declare them)
 
-__all__ = ["METHOD_LABELS", "method_label", "class_colours", "qualitative_panels", "plot_qualitative_grid"]
+__all__ = ["method_label", "class_colours", "qualitative_panels", "plot_qualitative_grid"]
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
-#: Display names of the methods in figures (others are shown as they are).
-METHOD_LABELS: Dict[str, str] = {"none": "baseline", "kd": "KD", "skd": "SKD", "ifvd": "IFVD", "cwd": "CWD",
-                                 "cirkd": "CIRKD", "afdcd": "Af-DCD", "fitnet": "FitNet", "at": "AT",
-                                 "teacher": "teacher"}
 VOID_RGB = (0, 0, 0)
-
-
-def method_label(method: str) -> str:
-    """Figure name of a method: ``none`` → ``baseline``, ``afdcd`` → ``Af-DCD``, ..."""
-    return METHOD_LABELS.get(method, method)
 
 
 def _np(x: ArrayLike) -> np.ndarray:

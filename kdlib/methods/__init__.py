@@ -1,9 +1,15 @@
-"""Distillation methods as registered modules (``kdlib.registry.LOSSES``), one file per method.
+"""Distillation methods as registered modules (:data:`kdlib.registry.METHODS`), one file per method.
 
-Each module holds a method's state (projectors, queues, ...) and calls the pure math of
-:mod:`kdlib.losses.functional`. Importing this package registers every method.
+Each module holds a method's state (projectors, queues, ...) and calls its pure math (:mod:`kdlib.losses`
+or functions in the method's own file). Importing this package imports every module in it, which registers
+the methods: adding a method is adding one file (see the README, "Adding a method").
 """
-from kdlib.losses.base import DistillLoss, PairSpec, build_distiller
-from kdlib.methods import afdcd, at, cirkd, cwd, fitnet, ifvd, kd, skd  # noqa: F401  (registers them)
+import importlib
+import pkgutil
 
-__all__ = ["DistillLoss", "PairSpec", "build_distiller"]
+from kdlib.methods.base import DistillLoss, PairSpec, build_distiller, method_label
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["DistillLoss", "PairSpec", "build_distiller", "method_label"]

@@ -8,8 +8,8 @@ trained with the hinge loss
 
 by its **own** Adam (lr 4e-4, betas (0.9, 0.99), no weight decay, no schedule), one step per iteration after
 the student's SGD step. In kdlib that step is :meth:`AdversarialTerm.discriminator_step`, which the trainer
-reaches through :meth:`kdlib.losses.base.DistillLoss.after_student_step`; D's parameters are reported by
-:meth:`~kdlib.losses.base.DistillLoss.separately_optimized_parameters` so that the student's SGD never
+reaches through :meth:`kdlib.methods.base.DistillLoss.after_student_step`; D's parameters are reported by
+:meth:`~kdlib.methods.base.DistillLoss.separately_optimized_parameters` so that the student's SGD never
 touches them. Adam's state is part of the module's ``state_dict`` (``_extra_state``), so resumable
 checkpoints restore it.
 
@@ -43,7 +43,7 @@ from torch import Tensor
 from torch.nn.utils import parametrizations, parametrize
 
 from kdlib import distributed
-from kdlib.losses.base import DistillLoss
+from kdlib.methods.base import DistillLoss
 
 __all__ = ["SelfAttention", "SAGANDiscriminator", "AdversarialTerm", "AdversarialDistillLoss", "OfficialSpectralNorm",
            "official_spectral_norm", "SPECTRAL_NORMS", "ADVERSARIAL_PAPER_OPTIONS", "adversarial_paper_options"]
@@ -346,3 +346,10 @@ class AdversarialDistillLoss(DistillLoss):
 
     def after_student_step(self) -> Dict[str, Tensor]:
         return {} if self.adversarial is None else self.adversarial.discriminator_step()
+
+    @classmethod
+    def dataset_differences(cls, dataset: str) -> Dict[str, Any]:
+        """The discriminator's spectral norm: torch's on the built-in data (:func:`adversarial_paper_options`)."""
+        official = ADVERSARIAL_PAPER_OPTIONS["d_spectral_norm"]
+        chosen = adversarial_paper_options(dataset)["d_spectral_norm"]
+        return {} if chosen == official else {"method_options": {"d_spectral_norm": chosen}}

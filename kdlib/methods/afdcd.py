@@ -1,18 +1,18 @@
 """Af-DCD: augmentation-free dense contrastive distillation (Fan et al., NeurIPS 2023) — SPEC §2.6, §3.4."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from kdlib.losses.base import DistillLoss, PairSpec
+from kdlib.methods.base import DistillLoss, PairSpec
 from kdlib.losses.functional import (afdcd_channel_loss, afdcd_fd_loss, afdcd_omni_loss, afdcd_spatial_loss,
                                      kd_loss)
 from kdlib.methods import random_draws
 from kdlib.models.output import SegOutput
-from kdlib.registry import LOSSES
+from kdlib.registry import METHODS
 
 _FEATURE_TERMS = ("fd", "ctr", "sc", "cc")
 
@@ -58,7 +58,7 @@ class EnhancedProjector(nn.Module):
         return (self.conv_c(x1) + self.conv_d(x2)) / 2
 
 
-@LOSSES.register("afdcd")
+@METHODS.register("afdcd")
 class AfDCD(DistillLoss):
     r"""Af-DCD: KD + masked feature reconstruction + dense contrast on the backbone's last stage (c4).
 
@@ -99,6 +99,9 @@ class AfDCD(DistillLoss):
     """
 
     terms = ("kd", "fd", "ctr", "sc", "cc")
+    distils = ("logits", "c4")
+    display_name = "Af-DCD"
+    paper_weights = {"kd": 1.0, "fd": _ARGPARSE_LAMBDAS[1], "ctr": _ARGPARSE_LAMBDAS[2], "sc": 0.0, "cc": 0.0}
     clip_grad_norm: Optional[float] = 15.0
 
     def __init__(self, pair: PairSpec, enabled: Iterable[str], kd_temperature: float = 1.0,
@@ -177,16 +180,32 @@ class AfDCD(DistillLoss):
         return out
 
     @classmethod
-    def paper_defaults(cls, dataset: str) -> Dict[str, Any]:
-        # Official scripts (SPEC §3.4). Cityscapes: the MBV2 script's random mask + plain projector; the R18
-        # script's intended centre mask + enhanced projector is ambiguous (argparse rejects its flags) — set
-        # rand_mask=False, enhance_projector=True to try it. sc / cc were never released: weight 0.
-        # CamVid: the official Af-DCD trainer validates on the test list, so its best checkpoint is selected on
-        # test (CIRKD selects on val); both report test.
+    def dataset_differences(cls, dataset: str) -> Dict[str, Any]:
+        # Official per-dataset scripts: (lambda_kd, lambda_fd, lambda_ctr); the argparse defaults elsewhere. CamVid
+        # (and the built-in data, in CamVid's layout): no pooling before the contrast; the official trainer
+        # validates on CamVid's test list, so its best checkpoint is selected on test (CIRKD's on val; both
+        # report test). Cityscapes R18: the script's centre mask + enhanced projector flags are rejected by its
+        # parser, so the released default (the MBV2 script's) is kept: rand_mask=False, enhance_projector=True
+        # try the intended one. sc / cc were never released: weight 0.
         lam_kd, lam_fd, lam_ctr = _LAMBDAS.get(dataset, _ARGPARSE_LAMBDAS)
-        selection = {"val_split": "test", "final_split": "test"} if dataset == "camvid" else {}
-        return {**selection, "loss_weights": {"kd": lam_kd, "fd": lam_fd, "ctr": lam_ctr, "sc": 0.0, "cc": 0.0},
-                "method_options": {"kd_temperature": 1.0, "mask_ratio": 0.75, "rand_mask": True,
-                                   "enhance_projector": False, "tau": 0.07, "groups": 16, "patch": 4,
-                                   "pool": None if dataset in _NO_POOL_DATASETS else 4, "similarity": "l1",
-                                   "crop": "topleft", "clip_grad_norm": 15.0}}
+        differences: Dict[str, Any] = {"loss_weights": {"kd": lam_kd, "fd": lam_fd, "ctr": lam_ctr}}
+        if dataset in _NO_POOL_DATASETS:
+            differences["method_options"] = {"pool": None}
+        if dataset == "camvid":
+            differences.update(val_split="test", final_split="test")
+        return differences
+
+    @classmethod
+    def check_setting(cls, options: Mapping[str, Any], pair: PairSpec, feature_size: Tuple[int, int]) -> None:
+        """``groups`` must divide the teacher's c4 width and a ``patch`` must fit the (pooled) feature map."""
+        groups, patch, pool = int(options["groups"]), int(options["patch"]), options.get("pool")
+        if groups < 1 or pair.teacher_c4 % groups:
+            raise ValueError(f"groups = {groups} must divide the teacher's c4 width {pair.teacher_c4}")
+        if patch < 1 or (pool is not None and int(pool) < 0):
+            raise ValueError("patch must be >= 1 and pool >= 1 or none")
+        h, w = feature_size
+        if pool not in (None, 0, 1):
+            h, w = h // int(pool), w // int(pool)
+        if min(h, w) < patch:
+            raise ValueError(f"the {'pooled ' if pool not in (None, 0, 1) else ''}feature map is {h}x{w} "
+                             f"(pool {pool}), smaller than a {patch}x{patch} patch")

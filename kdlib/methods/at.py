@@ -5,13 +5,13 @@ from typing import Any, Dict, Iterable, Optional
 
 from torch import Tensor
 
-from kdlib.losses.base import DistillLoss, PairSpec
+from kdlib.methods.base import DistillLoss, PairSpec
 from kdlib.losses.functional import at_loss, kd_loss
 from kdlib.models.output import SegOutput
-from kdlib.registry import LOSSES
+from kdlib.registry import METHODS
 
 
-@LOSSES.register("at")
+@METHODS.register("at")
 class AT(DistillLoss):
     r"""Attention transfer on the head feature, plus the released baseline's KD term. Stateless.
 
@@ -32,6 +32,10 @@ class AT(DistillLoss):
     """
 
     terms = ("kd", "at")
+    distils = ("logits", "feature")
+    display_name = "AT"
+    # released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + AT 10000
+    paper_weights = {"kd": 1.0, "at": 10000.0}
 
     def __init__(self, pair: PairSpec, enabled: Iterable[str], kd_temperature: float = 1.0,
                  scale_to_positions: Optional[int] = None) -> None:
@@ -55,9 +59,3 @@ class AT(DistillLoss):
                 loss = loss * (h * w / self.scale_to_positions)
             out["at"] = loss
         return out
-
-    @classmethod
-    def paper_defaults(cls, dataset: str) -> Dict[str, Any]:
-        # Released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + AT 10000.
-        return {"loss_weights": {"kd": 1.0, "at": 10000.0}, "method_options": {"kd_temperature": 1.0,
-                                                                            "scale_to_positions": None}}

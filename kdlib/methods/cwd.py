@@ -6,14 +6,14 @@ from typing import Any, Dict, Iterable, Sequence
 import torch.nn as nn
 from torch import Tensor
 
-from kdlib.losses.base import PairSpec
+from kdlib.methods.base import PairSpec
 from kdlib.losses.functional import cwd_loss, kd_loss
 from kdlib.methods.adversarial import AdversarialDistillLoss, adversarial_paper_options
 from kdlib.models.output import SegOutput
-from kdlib.registry import LOSSES
+from kdlib.registry import METHODS
 
 
-@LOSSES.register("cwd")
+@METHODS.register("cwd")
 class CWD(AdversarialDistillLoss):
     r"""CWD on logits and on the head feature, plus the released baseline's KD and adversarial terms.
 
@@ -45,6 +45,11 @@ class CWD(AdversarialDistillLoss):
     """
 
     terms = ("kd", "cwd_logits", "cwd_feature", "adv")
+    distils = ("logits", "feature")
+    display_name = "CWD"
+    # released CIRKD-repo scripts (Cityscapes only; no per-dataset baseline scripts exist, so every dataset
+    # uses them): KD 1 + CWD-logit 3 + CWD-feature 50 + adversarial G 0.001 (D 0.1), T = 4
+    paper_weights = {"kd": 1.0, "cwd_logits": 3.0, "cwd_feature": 50.0, "adv": 0.001}
 
     def __init__(self, pair: PairSpec, enabled: Iterable[str], temperature: float = 4.0,
                  kd_temperature: float = 1.0, official_normaliser: bool = True, d_lr: float = 4e-4,
@@ -81,13 +86,3 @@ class CWD(AdversarialDistillLoss):
         if self.adversarial is not None:
             out["adv"] = self.adversarial.generator_loss(student.logits, teacher.logits)
         return out
-
-    @classmethod
-    def paper_defaults(cls, dataset: str) -> Dict[str, Any]:
-        # Released CIRKD-repo scripts (Cityscapes only; no per-dataset baseline scripts exist, so every dataset
-        # uses them): KD 1 + CWD-logit 3 + CWD-feature 50 + adversarial G 0.001 (D 0.1), T = 4. Discriminator:
-        # the official spectral norm and forward order, except on the built-in data (torch's, as its committed
-        # proxy study was run).
-        return {"loss_weights": {"kd": 1.0, "cwd_logits": 3.0, "cwd_feature": 50.0, "adv": 0.001},
-                "method_options": {"temperature": 4.0, "kd_temperature": 1.0, "official_normaliser": True,
-                                   **adversarial_paper_options(dataset)}}

@@ -6,13 +6,13 @@ from typing import Any, Dict, Iterable
 import torch.nn as nn
 from torch import Tensor
 
-from kdlib.losses.base import DistillLoss, PairSpec
+from kdlib.methods.base import DistillLoss, PairSpec
 from kdlib.losses.functional import fitnet_loss, kd_loss
 from kdlib.models.output import SegOutput
-from kdlib.registry import LOSSES
+from kdlib.registry import METHODS
 
 
-@LOSSES.register("fitnet")
+@METHODS.register("fitnet")
 class FitNet(DistillLoss):
     r"""FitNet on the head feature through a 1x1 connector, plus the released baseline's KD term.
 
@@ -28,6 +28,10 @@ class FitNet(DistillLoss):
     """
 
     terms = ("kd", "fitnet")
+    distils = ("logits", "feature")
+    display_name = "FitNet"
+    # released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + FitNet 10
+    paper_weights = {"kd": 1.0, "fitnet": 10.0}
 
     def __init__(self, pair: PairSpec, enabled: Iterable[str], kd_temperature: float = 1.0) -> None:
         super().__init__(pair, enabled)
@@ -44,8 +48,3 @@ class FitNet(DistillLoss):
         if self.connector is not None:
             out["fitnet"] = fitnet_loss(self.connector(student.feature), teacher.feature)
         return out
-
-    @classmethod
-    def paper_defaults(cls, dataset: str) -> Dict[str, Any]:
-        # Released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + FitNet 10.
-        return {"loss_weights": {"kd": 1.0, "fitnet": 10.0}, "method_options": {"kd_temperature": 1.0}}

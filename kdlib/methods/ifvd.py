@@ -5,14 +5,14 @@ from typing import Any, Dict, Iterable, Sequence
 
 from torch import Tensor
 
-from kdlib.losses.base import PairSpec
+from kdlib.methods.base import PairSpec
 from kdlib.losses.functional import ifvd_loss, kd_loss
 from kdlib.methods.adversarial import AdversarialDistillLoss, adversarial_paper_options
 from kdlib.models.output import SegOutput
-from kdlib.registry import LOSSES
+from kdlib.registry import METHODS
 
 
-@LOSSES.register("ifvd")
+@METHODS.register("ifvd")
 class IFVD(AdversarialDistillLoss):
     r"""IFVD on the head feature, plus the released baseline's KD and adversarial terms.
 
@@ -36,6 +36,11 @@ class IFVD(AdversarialDistillLoss):
     """
 
     terms = ("kd", "ifv", "adv")
+    distils = ("logits", "feature")
+    display_name = "IFVD"
+    # released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + IFV 20 + adversarial
+    # G 0.001 (D 0.1); the discriminator's per-dataset default: AdversarialDistillLoss.dataset_differences
+    paper_weights = {"kd": 1.0, "ifv": 20.0, "adv": 0.001}
 
     def __init__(self, pair: PairSpec, enabled: Iterable[str], kd_temperature: float = 1.0,
                  ignore_index: int = -1, d_lr: float = 4e-4, d_betas: Sequence[float] = (0.9, 0.99),
@@ -58,11 +63,3 @@ class IFVD(AdversarialDistillLoss):
         if self.adversarial is not None:
             out["adv"] = self.adversarial.generator_loss(student.logits, teacher.logits)
         return out
-
-    @classmethod
-    def paper_defaults(cls, dataset: str) -> Dict[str, Any]:
-        # Released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + IFV 20 + adversarial
-        # G 0.001 (D 0.1). Discriminator: the official spectral norm and forward order, except on the built-in
-        # data (torch's, as its committed proxy study was run).
-        return {"loss_weights": {"kd": 1.0, "ifv": 20.0, "adv": 0.001},
-                "method_options": {"kd_temperature": 1.0, **adversarial_paper_options(dataset)}}

@@ -5,13 +5,13 @@ from typing import Any, Dict, Iterable
 
 from torch import Tensor
 
-from kdlib.losses.base import DistillLoss, PairSpec
+from kdlib.methods.base import DistillLoss, PairSpec
 from kdlib.losses.functional import kd_loss
 from kdlib.models.output import SegOutput
-from kdlib.registry import LOSSES
+from kdlib.registry import METHODS
 
 
-@LOSSES.register("kd")
+@METHODS.register("kd")
 class KD(DistillLoss):
     """Term ``kd``: :func:`kdlib.losses.functional.kd_loss` of the student and teacher logits.
 
@@ -20,6 +20,11 @@ class KD(DistillLoss):
     """
 
     terms = ("kd",)
+    distils = ("logits",)
+    display_name = "KD"
+    # lambda_kd = 1 and T = 1 in CIRKD on every dataset (Af-DCD uses 0.5 on ADE20K / COCO-Stuff for its
+    # own method; plain KD baselines keep 1).
+    paper_weights = {"kd": 1.0}
 
     def __init__(self, pair: PairSpec, enabled: Iterable[str], temperature: float = 1.0) -> None:
         super().__init__(pair, enabled)
@@ -29,9 +34,3 @@ class KD(DistillLoss):
 
     def forward(self, student: SegOutput, teacher: SegOutput, labels: Tensor) -> Dict[str, Tensor]:
         return {"kd": kd_loss(student.logits, teacher.logits, self.temperature)}
-
-    @classmethod
-    def paper_defaults(cls, dataset: str) -> Dict[str, Any]:
-        # λ_kd = 1 and T = 1 in CIRKD on every dataset (Af-DCD uses 0.5 on ADE20K / COCO-Stuff for its
-        # own method; plain KD baselines keep 1).
-        return {"loss_weights": {"kd": 1.0}, "method_options": {"temperature": 1.0}}

@@ -5,14 +5,14 @@ from typing import Any, Dict, Iterable, Sequence
 
 from torch import Tensor
 
-from kdlib.losses.base import PairSpec
+from kdlib.methods.base import PairSpec
 from kdlib.losses.functional import kd_loss, skd_pairwise_loss
 from kdlib.methods.adversarial import AdversarialDistillLoss, adversarial_paper_options
 from kdlib.models.output import SegOutput
-from kdlib.registry import LOSSES
+from kdlib.registry import METHODS
 
 
-@LOSSES.register("skd")
+@METHODS.register("skd")
 class SKD(AdversarialDistillLoss):
     r"""SKD: pixel-wise KD + pair-wise affinity distillation + holistic adversarial distillation.
 
@@ -40,6 +40,11 @@ class SKD(AdversarialDistillLoss):
     """
 
     terms = ("kd", "pairwise", "adv")
+    distils = ("logits", "feature")
+    display_name = "SKD"
+    # released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + pair-wise 10 +
+    # holistic adversarial G 0.001 (D 0.1); discriminator: AdversarialDistillLoss.dataset_differences
+    paper_weights = {"kd": 1.0, "pairwise": 10.0, "adv": 0.001}
 
     def __init__(self, pair: PairSpec, enabled: Iterable[str], kd_temperature: float = 1.0,
                  d_lr: float = 4e-4, d_betas: Sequence[float] = (0.9, 0.99), d_loss_weight: float = 0.1,
@@ -59,11 +64,3 @@ class SKD(AdversarialDistillLoss):
         if self.adversarial is not None:
             out["adv"] = self.adversarial.generator_loss(student.logits, teacher.logits)
         return out
-
-    @classmethod
-    def paper_defaults(cls, dataset: str) -> Dict[str, Any]:
-        # Released CIRKD-repo scripts (Cityscapes only, used for every dataset): KD 1 + pair-wise 10 +
-        # holistic adversarial G 0.001 (D 0.1). Discriminator: the official spectral norm and forward order,
-        # except on the built-in data (torch's, as its committed proxy study was run).
-        return {"loss_weights": {"kd": 1.0, "pairwise": 10.0, "adv": 0.001},
-                "method_options": {"kd_temperature": 1.0, **adversarial_paper_options(dataset)}}

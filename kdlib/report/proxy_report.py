@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from kdlib.figures.qualitative import method_label
+from kdlib.methods import method_label
 from kdlib.report.tables import markdown_table, summarize_seeds, t_quantile
 
 MAIN_TABLE_STEPS = ("cirkd_table1", "cirkd_table2", "cirkd_table3", "afdcd_cityscapes", "afdcd_camvid", "afdcd_voc",

@@ -55,9 +55,9 @@ ZERO_WEIGHT_FALLBACK: Dict[str, Dict[str, str]] = {"afdcd": {"sc": "ctr", "cc": 
 def method_terms(method: str) -> Tuple[str, ...]:
     """The registered loss terms of ``method`` (e.g. CIRKD: ``kd, batch_p2p, memory_p2p, memory_p2r``)."""
     import kdlib.methods  # noqa: F401  (registers the methods)
-    from kdlib.registry import LOSSES
+    from kdlib.registry import METHODS
 
-    return tuple(LOSSES.get(method).terms)
+    return tuple(METHODS.get(method).terms)
 
 
 def parse_variant(variant: str, method: str) -> List[str]:

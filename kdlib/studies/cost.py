@@ -198,15 +198,15 @@ def compare_cost(preset: str, student: str, methods: Sequence[str] = ("cirkd", "
     from kdlib.studies.plan import active_plan, stop_if_planning
     from kdlib.engine.preflight import imagenet_path
     from kdlib.engine.config import resolve_config
-    from kdlib.registry import LOSSES
+    from kdlib.registry import METHODS
     from tqdm.auto import tqdm
 
     methods = list(dict.fromkeys(str(m) for m in methods))
     if not methods:
         raise ValueError("no methods given")
     for method in methods:
-        if method != "none" and method not in LOSSES.names():
-            raise ValueError(f"unknown method {method!r}; known: none, {', '.join(LOSSES.names())}")
+        if method != "none" and method not in METHODS.names():
+            raise ValueError(f"unknown method {method!r}; known: none, {', '.join(METHODS.names())}")
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("no seeds given")

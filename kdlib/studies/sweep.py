@@ -216,51 +216,19 @@ def sweep_config(name: str, value: Any, preset: str, student: Optional[str] = No
 def check_value(name: str, value: Any, cfg: Any) -> None:
     """Raise ``ValueError`` when a sweep value cannot be trained as labelled with the resolved ``cfg``.
 
-    CIRKD: temperatures > 0; queue lengths >= ``pixels_per_class`` (pixel) / >= 1 (region); contrast sizes
-    >= 1; and ``contrast_size // K + 1`` slots per class must fit in the queue — the method would otherwise
-    silently clip them to the queue length, so the point would not be the labelled value. Af-DCD: ``tau`` > 0,
-    ``mask_ratio`` in [0, 1], ``groups`` dividing the teacher's c4 width, and ``patch`` no larger than the
-    (pooled) feature map.
+    The method checks its own options: its constructor (e.g. positive temperatures, CIRKD's queue at least
+    ``pixels_per_class`` long, Af-DCD's mask ratio in [0, 1]) and its
+    :meth:`~kdlib.methods.base.DistillLoss.check_setting` against the model pair and the feature-map size
+    (CIRKD: ``contrast_size // K + 1`` slots per class fit the queue, which it would otherwise silently clip;
+    Af-DCD: ``groups`` divides the teacher's c4 width, a patch fits the pooled map).
     """
+    from kdlib.engine.preflight import check_buildable
+
     spec = get_sweep(name)
-    opts = dict(cfg.method_options)
-    label = value_label(name, value)
-    where = f"sweep {name}: {spec.option} = {label}"
-    if spec.method == "cirkd":
-        k = dataset_num_classes(cfg.dataset)
-        if float(opts["contrast_temperature"]) <= 0:
-            raise ValueError(f"{where}: the temperature must be positive")
-        n_p, n_r = int(opts["pixel_memory_size"]), int(opts["region_memory_size"])
-        k_p, k_r = int(opts["pixel_contrast_size"]), int(opts["region_contrast_size"])
-        if n_p < int(opts["pixels_per_class"]):
-            raise ValueError(f"{where}: the pixel queue (N_p = {n_p}) must hold at least pixels_per_class = "
-                             f"{opts['pixels_per_class']} entries")
-        if n_r < 1 or k_p < 1 or k_r < 1:
-            raise ValueError(f"{where}: queue and contrast sizes must be positive integers")
-        for what, size, queue, qname in (("K_p", k_p, n_p, "N_p"), ("K_r", k_r, n_r, "N_r")):
-            slots = size // k + 1
-            if slots > queue:
-                raise ValueError(f"{where}: {what} = {size} draws {what}//K+1 = {slots} entries per class (K = {k}) "
-                                 f"but the queue holds {qname} = {queue}; CIRKD would clip the contrast set to "
-                                 f"the queue. Use {qname} >= {slots} or a smaller {what}")
-    elif spec.method == "afdcd":
-        if float(opts["tau"]) <= 0:
-            raise ValueError(f"{where}: tau must be positive")
-        if not 0.0 <= float(opts["mask_ratio"]) <= 1.0:
-            raise ValueError(f"{where}: mask_ratio must be in [0, 1]")
-        groups, patch, pool = int(opts["groups"]), int(opts["patch"]), opts.get("pool")
-        _, c4 = teacher_widths(cfg)
-        if groups < 1 or c4 % groups:
-            raise ValueError(f"{where}: groups = {groups} must divide the teacher's c4 width {c4} "
-                             f"({cfg.teacher} at width {cfg.teacher_width})")
-        if patch < 1 or (pool is not None and int(pool) < 0):
-            raise ValueError(f"{where}: patch must be >= 1 and pool >= 1 or none")
-        h, w = feature_map_size(cfg.crop_size)
-        if pool not in (None, 0, 1):
-            h, w = h // int(pool), w // int(pool)
-        if min(h, w) < patch:
-            raise ValueError(f"{where}: the {'pooled ' if pool not in (None, 0, 1) else ''}feature map is {h}x{w} "
-                             f"(crop {list(cfg.crop_size)}, pool {pool}), smaller than a {patch}x{patch} patch")
+    try:
+        check_buildable(cfg)
+    except ValueError as exc:
+        raise ValueError(f"sweep {name}: {spec.option} = {value_label(name, value)}: {exc}") from None
 
 
 def effective_values(name: str, cfg: Any) -> Dict[str, Any]:
