@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # bad input and a diverged run (NaN / Inf loss) are reported as one line; anything else is a bug: traceback
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, KeyError, FileExistsError, NotADirectoryError, FloatingPointError)

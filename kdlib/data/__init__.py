@@ -46,6 +46,19 @@ def build_dataset(name: str, root: Union[str, Path], split: str = "train", **opt
     return DATASETS.get(name)(root, split, **options)
 
 
+def dataset_num_classes(name: str) -> int:
+    """K of the dataset registered as ``name``, as it declares it (``num_classes``), without building it."""
+    k = getattr(DATASETS.get(name), "num_classes", None)
+    if not k:
+        raise ValueError(f"dataset {name!r} does not declare its number of classes (a num_classes attribute)")
+    return int(k)
+
+
+def generates_on_first_use(name: str) -> bool:
+    """Whether the dataset ``name`` writes itself on first use (and so takes a ``progress`` option)."""
+    return bool(getattr(DATASETS.get(name), "generated_on_first_use", False))
+
+
 __all__ = [
     "ADE20K",
     "COCOStuff164k",
@@ -62,6 +75,8 @@ __all__ = [
     "SizeMismatchError",
     "VOC",
     "build_dataset",
+    "dataset_num_classes",
+    "generates_on_first_use",
     "transforms",
     "verify",
 ]

@@ -1392,3 +1392,8 @@ def build_synthetic_streets(root: Union[str, os.PathLike], split: str, *, preset
     from kdlib.data.camvid import CamVid  # imported here: the CamVid loader lives in its own module
 
     return CamVid(root, split, class_names=CLASS_NAMES, palette=PALETTE, **loader_options)
+
+
+# what the dataset declares (kdlib.data.dataset_num_classes / generates_on_first_use read it)
+build_synthetic_streets.num_classes = NUM_CLASSES  # type: ignore[attr-defined]
+build_synthetic_streets.generated_on_first_use = True  # type: ignore[attr-defined]  (takes ``progress``)

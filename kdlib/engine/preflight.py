@@ -135,14 +135,12 @@ def check_buildable(cfg: TrainConfig) -> None:
 
 
 def _num_classes(dataset: str) -> int:
-    from kdlib.registry import DATASETS
+    from kdlib.data import dataset_num_classes
 
-    if dataset == "synthetic_streets":
-        from kdlib.data.synthetic import NUM_CLASSES
-
-        return NUM_CLASSES
-    k = getattr(DATASETS.get(dataset), "num_classes", None)
-    return int(k) if k else 2   # a dataset that does not declare K: the models are still checked
+    try:
+        return dataset_num_classes(dataset)
+    except ValueError:   # a dataset that does not declare K: the models are still checked
+        return 2
 
 
 def check_nproc(nproc_per_node: int, device: str = "auto") -> None:

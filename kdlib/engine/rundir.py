@@ -25,6 +25,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from kdlib import atomic
+
 
 class RunDirectoryError(FileExistsError):
     pass
@@ -93,13 +95,13 @@ def environment(seed: int, device: torch.device, world_size: int) -> Dict[str, A
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """:func:`kdlib.atomic.write_text` (the name the engine has always used)."""
+    atomic.write_text(path, text)
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Indented JSON, atomically (:func:`kdlib.atomic.write_text`)."""
+    atomic.write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def append_jsonl(path: Path, record: Dict[str, Any]) -> None:

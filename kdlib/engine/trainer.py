@@ -10,7 +10,6 @@ exactly in the official order (SPEC.md §5). Every run writes a run directory (s
 """
 from __future__ import annotations
 
-import inspect
 import random
 import resource
 import time
@@ -27,18 +26,18 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from kdlib import distributed
-from kdlib.engine.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_checkpoint, rng_state, set_rng_state
+from kdlib.engine.checkpoint import (CHECKPOINT_FORMAT, atomic_save, load_checkpoint, load_segmentation_model,
+                                     rng_state, set_rng_state)
 from kdlib.engine.config import NO_IMAGENET, TrainConfig
 from kdlib.engine.preflight import check_imagenet
 from kdlib.engine.evaluate import evaluate
-from kdlib.engine.rundir import (append_jsonl, environment, prepare_run_dir, weights_file, write_json,
+from kdlib.engine.rundir import (append_jsonl, environment, prepare_run_dir, write_json,
                                  write_per_class_csv, write_text_atomic)
 from kdlib.engine.sampler import EpochKeyed, ResumableSampler
 from kdlib.engine.sync_bn import convert_sync_batchnorm
 from kdlib.methods import DistillLoss, PairSpec, build_distiller
-from kdlib.models import OfficialCheckpointError, Segmentor, build_model, load_imagenet_backbone, load_official
+from kdlib.models import Segmentor, build_model, load_imagenet_backbone
 from kdlib.models.output import SegOutput
-from kdlib.registry import DATASETS
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -114,25 +113,8 @@ def load_teacher(cfg: TrainConfig, num_classes: int, device: torch.device) -> Se
     if not cfg.teacher_checkpoint:
         raise ValueError(f"method {cfg.method!r} needs a trained teacher: set teacher_checkpoint=<kdlib run "
                          f"dir, kdlib checkpoint or official .pth>")
-    path = weights_file(Path(cfg.teacher_checkpoint))
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(blob, dict) and blob.get("format") == CHECKPOINT_FORMAT:
-        name, width = blob["model_name"], blob["width"]
-        if cfg.teacher and cfg.teacher != name:
-            raise ValueError(f"teacher checkpoint {path} holds a {name}, but the config asks for {cfg.teacher}")
-        if blob["num_classes"] != num_classes:
-            raise ValueError(f"teacher checkpoint {path} has {blob['num_classes']} classes but the dataset has "
-                             f"{num_classes}; train the teacher on this dataset")
-        teacher = build_model(name, num_classes, aux=blob.get("aux", True), width=width)
-        teacher.load_state_dict(blob["model"])
-    else:
-        if not cfg.teacher:
-            raise ValueError("an official teacher checkpoint needs teacher=<model name> in the config")
-        teacher = build_model(cfg.teacher, num_classes, aux=True, width=cfg.teacher_width)
-        try:
-            load_official(teacher, blob)
-        except OfficialCheckpointError as exc:
-            raise OfficialCheckpointError(f"teacher checkpoint {path}: {exc}") from None
+    teacher = load_segmentation_model(cfg.teacher_checkpoint, num_classes, model_name=cfg.teacher,
+                                      width=cfg.teacher_width, role="teacher checkpoint").model
     teacher.eval().requires_grad_(False)
     return teacher.to(device)
 
@@ -191,7 +173,7 @@ def process_peak_rss_mb() -> Optional[float]:
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True
           ) -> Dict[str, Any]:
     """Train a student (and distil from a teacher if ``cfg.method != 'none'``); return final metrics."""
-    from kdlib.data import build_dataset
+    from kdlib.data import build_dataset, generates_on_first_use
 
     cfg.validate()
     check_imagenet(cfg)   # before anything is built: a paper preset without its ImageNet file stops here
@@ -211,7 +193,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
 
     # ---- data ----
     data_opts = dict(cfg.dataset_options)
-    if "progress" in inspect.signature(DATASETS.get(cfg.dataset)).parameters:  # datasets generated on first use
+    if generates_on_first_use(cfg.dataset):   # the built-in data writes itself on first use
         data_opts.setdefault("progress", progress and dist_info.is_main)
     train_set = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, crop_size=tuple(cfg.crop_size),
                               augment=True, seed=cfg.seed, **data_opts)

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,39 +78,22 @@ def load_model(checkpoint: PathLike, device: Union[str, torch.device] = "cpu", *
         model_name, num_classes, width: only for an official state dict, which records none of them
             (e.g. ``deeplabv3_resnet101``, 19, 1.0); a kdlib checkpoint holds its own.
     """
-    from kdlib.engine.checkpoint import CHECKPOINT_FORMAT
-    from kdlib.engine.config import TrainConfig
-    from kdlib.engine.rundir import weights_file
-    from kdlib.engine.trainer import load_teacher
-    from kdlib.models import build_model
+    from kdlib.engine.checkpoint import load_segmentation_model
 
-    device = resolve_device(device)
-    path = weights_file(Path(checkpoint))
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(blob, dict) and blob.get("format") == CHECKPOINT_FORMAT:
-        if blob.get("kind") == "resumable":
-            raise ValueError(f"{path} is a resumable training state; give the run directory or its best.pt / final.pt")
-        model = build_model(blob["model_name"], blob["num_classes"], aux=blob.get("aux", True), width=blob["width"])
-        model.load_state_dict(blob["model"])
-        model.eval().requires_grad_(False)
-        return LoadedModel(model.to(device), dict(blob.get("config", {})), path)
-    if not model_name or not num_classes:
-        raise ValueError(f"{path} is an official state dict: give model_name= and num_classes= (and width=)")
-    # the trainer's teacher loader reads official state dicts (key mapping, all-or-nothing checks)
-    cfg = TrainConfig(teacher_checkpoint=str(path), teacher=model_name, teacher_width=float(width))
-    return LoadedModel(load_teacher(cfg, int(num_classes), device), {}, path)
+    loaded = load_segmentation_model(checkpoint, num_classes, model_name=model_name, width=width)
+    loaded.model.eval().requires_grad_(False)
+    return LoadedModel(loaded.model.to(resolve_device(device)), loaded.config, loaded.path)
 
 
 def eval_dataset(config: Mapping[str, Any], split: Optional[str] = None) -> Any:
     """The unaugmented dataset of a run's ``config`` (``split`` default: the run's ``val_split``)."""
-    from kdlib.data import build_dataset
-    from kdlib.registry import DATASETS
+    from kdlib.data import build_dataset, generates_on_first_use
 
     name, root = config.get("dataset"), config.get("data_root")
     if not name or not root:
         raise ValueError("the config names no dataset / data_root (an official checkpoint records none)")
     options = dict(config.get("dataset_options", {}))
-    if "progress" in inspect.signature(DATASETS.get(name)).parameters:
+    if generates_on_first_use(name):
         options.setdefault("progress", False)
     return build_dataset(name, root, split or config.get("val_split", "val"), augment=False, **options)
 

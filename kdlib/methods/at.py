@@ -1,7 +1,7 @@
 """Attention transfer (AT) as released in the CIRKD repository — SPEC §3.5."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional
 
 from torch import Tensor
 

@@ -1,14 +1,14 @@
 """Channel-wise distillation (CWD, Shu et al. ICCV 2021) as released in the CIRKD repository — SPEC §3.5."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Sequence
+from typing import Dict, Iterable, Sequence
 
 import torch.nn as nn
 from torch import Tensor
 
 from kdlib.methods.base import PairSpec
 from kdlib.losses.functional import cwd_loss, kd_loss
-from kdlib.methods.adversarial import AdversarialDistillLoss, adversarial_paper_options
+from kdlib.methods.adversarial import AdversarialDistillLoss
 from kdlib.models.output import SegOutput
 from kdlib.registry import METHODS
 

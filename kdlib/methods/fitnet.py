@@ -1,7 +1,7 @@
 """FitNet hint distillation as released in the CIRKD repository — SPEC §3.5."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable
+from typing import Dict, Iterable
 
 import torch.nn as nn
 from torch import Tensor

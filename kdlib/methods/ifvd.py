@@ -1,13 +1,13 @@
 """Intra-class feature variation distillation (IFVD) as released in the CIRKD repository — SPEC §3.5."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Sequence
+from typing import Dict, Iterable, Sequence
 
 from torch import Tensor
 
 from kdlib.methods.base import PairSpec
 from kdlib.losses.functional import ifvd_loss, kd_loss
-from kdlib.methods.adversarial import AdversarialDistillLoss, adversarial_paper_options
+from kdlib.methods.adversarial import AdversarialDistillLoss
 from kdlib.models.output import SegOutput
 from kdlib.registry import METHODS
 

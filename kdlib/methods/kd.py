@@ -1,7 +1,7 @@
 """Logit knowledge distillation (Hinton et al.), pixel-wise on the 1/8-resolution logits (SPEC §3.2)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable
+from typing import Dict, Iterable
 
 from torch import Tensor
 

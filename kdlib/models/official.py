@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from kdlib.atomic import atomic_path
 from kdlib.models.state_io import OfficialCheckpointError, StateSource, check_and_build, read_state, summarise_keys
 
 
@@ -115,10 +116,8 @@ def export_official(model: nn.Module, path: Union[str, os.PathLike, None] = None
             raise OfficialCheckpointError(f"model key {key!r} has no official counterpart")
         out[official] = value.detach().clone()
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(out, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(out, tmp)
     return out
 
 

@@ -308,12 +308,9 @@ def write_report(steps: Sequence[Any], results: os.PathLike = "results/proxy",
     headline = headline_table(results)
     if figures and len(headline):
         plot_headline(headline, Path(figures, "headline_gains"))
-    path = Path(results, "tables.md")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(render_report(steps, results))
-    os.replace(tmp, path)
-    return path
+    from kdlib.atomic import write_text
+
+    return write_text(Path(results, "tables.md"), render_report(steps, results))
 
 
 __all__ = ["cost_table", "gains_table", "gains_vs_all_papers", "headline_table", "plot_headline", "render_report",

@@ -70,16 +70,16 @@ def train_isolated(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLi
     """
     from kdlib.studies.notebook import train_in_subprocess
     from kdlib.engine.config import resolve_config
-    from kdlib.engine.rundir import reusable_result
+    from kdlib.engine.reuse import train_or_reuse
 
     run_dir = Path(run_dir)
     cfg = resolve_config(preset, {**dict(overrides), "run_dir": str(run_dir)})
-    done = reusable_result(run_dir, cfg.to_yaml(), "use another output_dir, or delete that run to retrain it")
-    if done is not None:
-        return done
-    resume = (run_dir / "config.yaml").is_file()
-    return train_in_subprocess([sys.executable, "-m", "kdlib.studies.cost", "train"], cfg, run_dir, resume,
-                               progress)
+
+    def launch(cfg: Any, resume: bool) -> Dict[str, Any]:
+        return train_in_subprocess([sys.executable, "-m", "kdlib.studies.cost", "train"], cfg, run_dir, resume,
+                                   progress)
+    return train_or_reuse(cfg, progress=progress, launch=launch,
+                          fix="use another output_dir, or delete that run to retrain it")
 
 
 def step_seconds(log_path: os.PathLike) -> Optional[float]:

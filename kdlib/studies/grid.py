@@ -35,6 +35,7 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
+from kdlib import atomic
 from kdlib.studies.notebook_source import check_parameters, read_notebook
 
 DONE_FILE = "done.json"
@@ -114,12 +115,6 @@ def run_id(params: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ one cell
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 def is_done(cell_dir: Path) -> bool:
     done = cell_dir / DONE_FILE
     if not done.is_file():
@@ -138,7 +133,7 @@ def run_cell(notebook: Path, params: Mapping[str, Any], cell_dir: Path, kernel_n
     cell_dir.mkdir(parents=True, exist_ok=True)
     (cell_dir / DONE_FILE).unlink(missing_ok=True)
     full = {**params, "output_dir": str(cell_dir)}
-    _write_json_atomic(cell_dir / "params.json", full)
+    atomic.write_json(cell_dir / "params.json", full)
     started = time.time()
     error = None
     try:
@@ -155,7 +150,7 @@ def run_cell(notebook: Path, params: Mapping[str, Any], cell_dir: Path, kernel_n
     status = "ok" if error is None else "failed"
     from kdlib.engine.rundir import git_commit
 
-    _write_json_atomic(cell_dir / DONE_FILE, {"status": status, "params": full, "wall_time_s": wall,
+    atomic.write_json(cell_dir / DONE_FILE, {"status": status, "params": full, "wall_time_s": wall,
                                               "error": error, "git_commit": git_commit()})
     return CellResult(cell_dir.name, dict(params), status, wall, error, str(cell_dir), metrics)
 
@@ -294,10 +289,8 @@ def collect_runs(study_dir: os.PathLike) -> pd.DataFrame:
         rows.append(row)
     table = pd.DataFrame(rows)
     if rows:
-        study_dir.mkdir(parents=True, exist_ok=True)
-        tmp = study_dir / "runs.csv.tmp"
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, study_dir / "runs.csv")
+        with atomic.atomic_path(study_dir / "runs.csv") as tmp:
+            table.to_csv(tmp, index=False)
     return table
 
 

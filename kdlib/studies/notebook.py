@@ -15,12 +15,9 @@ def save_metrics(output_dir: Optional[os.PathLike], metrics: Mapping[str, Any]) 
 
     if not output_dir or active_plan() is not None:   # kdlib plan writes nothing
         return None
-    path = Path(output_dir) / METRICS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(dict(metrics), indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    from kdlib.atomic import write_json
+
+    return write_json(Path(output_dir) / METRICS_FILE, dict(metrics))
 
 
 def parse_extra(extra: str) -> Dict[str, Any]:
@@ -46,11 +43,9 @@ def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike
     import sys
 
     from kdlib.engine.config import resolve_config
-    from kdlib.engine.rundir import reusable_result
-    from kdlib.engine.trainer import train
-
-    from kdlib.studies.plan import active_plan
     from kdlib.engine.preflight import check_run, imagenet_path
+    from kdlib.engine.reuse import train_or_reuse
+    from kdlib.studies.plan import active_plan
 
     run_dir = Path(run_dir)
     overrides = {**dict(overrides), "run_dir": str(run_dir)}
@@ -61,16 +56,14 @@ def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike
     if plan is not None:   # `kdlib plan`: check and record the run, train nothing
         check_run(cfg, nproc_per_node)
         return plan.record(cfg, run_dir, nproc_per_node)
-    done = reusable_result(run_dir, cfg.to_yaml(), "use another output_dir, or delete that run to retrain it")
-    if done is not None:
-        return done
     check_run(cfg, nproc_per_node)
-    resume = (run_dir / "config.yaml").is_file()
-    if nproc_per_node <= 1:
-        return train(cfg, resume=resume, progress=progress)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                 str(nproc_per_node), "-m", "kdlib", "train"]
-    return train_in_subprocess(launcher, cfg, run_dir, resume, progress, "torchrun training")
+
+    def with_torchrun(cfg: Any, resume: bool) -> Dict[str, Any]:
+        return train_in_subprocess(torchrun, cfg, run_dir, resume, progress, "torchrun training")
+    return train_or_reuse(cfg, progress=progress, launch=with_torchrun if nproc_per_node > 1 else None,
+                          fix="use another output_dir, or delete that run to retrain it")
 
 
 def train_in_subprocess(launcher: Sequence[str], cfg: Any, run_dir: Path, resume: bool, progress: bool,

@@ -221,16 +221,13 @@ def ensure_teacher(progress: bool = True, train_teacher: bool = False) -> Dict[s
     """The proxy teacher in runs/proxy/teacher: reused if there, else the committed one
     (:data:`SHIPPED_TEACHER`), else (or with ``train_teacher``) trained; its metrics go to
     results/proxy/teacher.json."""
-    from kdlib.engine.rundir import reusable_result
-    from kdlib.engine.trainer import train
+    from kdlib.engine.reuse import train_or_reuse
 
     cfg = teacher_config()
     if not train_teacher and install_shipped_teacher() and progress:
         print(f"[proxy] teacher: the committed {SHIPPED_TEACHER} copied to {TEACHER_RUN} "
               f"(`kdlib proxy --train-teacher` retrains it, ~27 min on 2 cores)", flush=True)
-    result = reusable_result(TEACHER_RUN, cfg.to_yaml(), f"delete {TEACHER_RUN} to retrain the proxy teacher")
-    if result is None:
-        result = train(cfg, resume=(TEACHER_RUN / "config.yaml").is_file(), progress=progress)
+    result = train_or_reuse(cfg, progress=progress, fix=f"delete {TEACHER_RUN} to retrain the proxy teacher")
     RESULTS.mkdir(parents=True, exist_ok=True)
     keep = ("miou", "pixel_acc", "mean_acc", "best_miou", "per_class_iou", "wall_time_s", "peak_memory_mb")
     summary = {"model": cfg.student, "width": cfg.student_width, "iterations": cfg.iterations,

@@ -43,17 +43,10 @@ def _study_configs(runs_root: Path, overrides: Dict[str, Any], methods: Sequence
 
 def _run_or_reuse(cfg: TrainConfig, progress: bool, fresh: bool) -> Dict[str, Any]:
     """Reuse a finished run, resume an unfinished one, or train; a run made with another config is an error."""
-    from kdlib.engine.rundir import reusable_result
-    from kdlib.engine.trainer import train
+    from kdlib.engine.reuse import train_or_reuse
 
-    run = Path(cfg.run_dir)
-    if fresh:
-        return train(cfg, overwrite=True, progress=progress)
-    done = reusable_result(run, cfg.to_yaml(), "rerun with --fresh to replace the quick study's runs, or "
-                                               "--runs-root <new folder>")
-    if done is not None:
-        return done
-    return train(cfg, resume=(run / "config.yaml").is_file(), progress=progress)
+    return train_or_reuse(cfg, progress=progress, fresh=fresh,
+                          fix="rerun with --fresh to replace the quick study's runs, or --runs-root <new folder>")
 
 
 def run_quick(results_dir: str = "results/quick", figures_dir: str = "figures/quick",

@@ -168,18 +168,10 @@ def queue_memory_mb(num_classes: int, queue_size: int, dim: int, bytes_per_value
 
 
 def dataset_num_classes(dataset: str) -> int:
-    """K of a registered dataset (without building it)."""
-    import kdlib.data  # noqa: F401  (registers the datasets)
-    from kdlib.registry import DATASETS
+    """K of a registered dataset (without building it): :func:`kdlib.data.dataset_num_classes`."""
+    from kdlib.data import dataset_num_classes as declared
 
-    if dataset == "synthetic_streets":
-        from kdlib.data.synthetic import NUM_CLASSES
-
-        return NUM_CLASSES
-    k = getattr(DATASETS.get(dataset), "num_classes", None)
-    if not k:
-        raise ValueError(f"dataset {dataset!r} does not declare its number of classes")
-    return int(k)
+    return declared(dataset)
 
 
 def teacher_widths(cfg: Any) -> Tuple[int, int]:
