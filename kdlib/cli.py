@@ -121,7 +121,12 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from kdlib.studies.grid import failure_report, parse_param, run_grid
 
     params = dict(parse_param(spec) for spec in args.param)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    seeds = None
+    if args.seeds is not None:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {args.seeds!r}") from None
     slurm = dict(parse_param(spec) for spec in args.slurm) if args.slurm else {}
     slurm = {k: v[0] for k, v in slurm.items()}
     if args.gpus_per_cell:
@@ -298,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("notebook", help="notebook (.ipynb or jupytext .py) with a cell tagged 'parameters'")
     grid.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
                       help="a notebook parameter and its values (YAML; commas inside [] are kept); repeatable")
-    grid.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    grid.add_argument("--seeds", help="comma-separated seeds: one cell per seed for a notebook with a seed parameter "
+                                      "(train_config), the notebook's own seeds parameter otherwise (default: 0, "
+                                      "or the notebook's default)")
     grid.add_argument("--jobs", type=int, default=1, help="cells run at once on this machine (default 1)")
     grid.add_argument("--results-root", default="results", help="where study folders go (default results)")
     grid.add_argument("--study", help="study folder name (default: the notebook's name)")

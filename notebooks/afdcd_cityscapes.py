@@ -37,7 +37,7 @@ table = "afdcd_cityscapes"
 preset = "quick"                            # quick / proxy (built-in data) or cityscapes (the paper)
 students = "deeplabv3_resnet18,deeplabv3_mobilenetv2"
 methods = "none,skd,ifvd,cwd,cirkd,afdcd"
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
                                             # each student gets its own; paper presets need it; none: no ImageNet init
@@ -46,7 +46,6 @@ extra = ""                                  # more kdlib train overrides, as in 
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/afdcd_cityscapes"
 figures_dir = "figures/afdcd_cityscapes"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.notebook import parse_extra

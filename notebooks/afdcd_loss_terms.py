@@ -32,7 +32,7 @@ ablation = "afdcd_loss_terms"
 preset = "quick"                            # quick / proxy (built-in data) or cityscapes, ade20k ...
 student = "deeplabv3_resnet18"
 variants = "ce,ce+kd,ce+kd+fd,ce+kd+ctr,ce+kd+fd+sc,ce+kd+fd+cc,ce+kd+fd+sc+cc,ce+kd+fd+ctr"
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
                                             # each student gets its own; paper presets need it; none: no ImageNet init
@@ -41,7 +41,6 @@ extra = ""                                  # more kdlib train overrides, as in 
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/afdcd_loss_terms"
 figures_dir = "figures/afdcd_loss_terms"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.ablation import reproduce_ablation

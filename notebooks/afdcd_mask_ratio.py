@@ -27,7 +27,7 @@ sweep = "afdcd_mask_ratio"
 preset = "quick"                            # quick / proxy (built-in data) or cityscapes, ade20k ...
 student = "deeplabv3_resnet18"
 values = "0.25,0.5,0.65,0.75,0.9"           # zeta, comma-separated
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
                                             # each student gets its own; paper presets need it; none: no ImageNet init
@@ -36,7 +36,6 @@ extra = ""                                  # more kdlib train overrides, as in 
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/afdcd_mask_ratio"
 figures_dir = "figures/afdcd_mask_ratio"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.notebook import parse_extra

@@ -29,7 +29,7 @@
 preset = "quick"                            # quick / proxy (built-in data) or cityscapes (the paper)
 student = "deeplabv3_resnet18"              # presumably the paper's pair R101 to R18
 methods = "cirkd,afdcd"                     # comma-separated; none adds the student alone
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
                                             # each student gets its own; paper presets need it; none: no ImageNet init
@@ -37,7 +37,6 @@ nproc_per_node = 1                          # processes (GPUs) per run; above 1 
 extra = ""                                  # more kdlib train overrides, as in train_config.py
 output_dir = "results/afdcd_table5"
 figures_dir = "figures/afdcd_table5"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.cost import compare_cost

@@ -26,7 +26,7 @@ sweep = "afdcd_tau"
 preset = "quick"                            # quick / proxy (built-in data) or cityscapes, ade20k ...
 student = "deeplabv3_resnet18"
 values = "0.02,0.05,0.07,0.1,0.2,0.7"       # tau, comma-separated
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
                                             # each student gets its own; paper presets need it; none: no ImageNet init
@@ -35,7 +35,6 @@ extra = ""                                  # more kdlib train overrides, as in 
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/afdcd_tau"
 figures_dir = "figures/afdcd_tau"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.notebook import parse_extra

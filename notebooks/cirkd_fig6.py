@@ -30,7 +30,7 @@ preset = "quick"                            # quick / proxy (built-in data) or c
 student = "deeplabv3_mobilenetv2"           # presumably the paper's ablation student
 pixel_queue_sizes = "2500,5000,10000,20000,40000"    # N_p per class, comma-separated (empty: skip panel a)
 region_queue_sizes = "250,500,1000,2000,4000"        # N_r per class (empty: skip panel b)
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
                                             # each student gets its own; paper presets need it; none: no ImageNet init
@@ -39,7 +39,6 @@ extra = ""                                  # more kdlib train overrides, as in 
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/cirkd_fig6"
 figures_dir = "figures/cirkd_fig6"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.notebook import parse_extra

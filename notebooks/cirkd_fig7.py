@@ -31,7 +31,7 @@ student = "deeplabv3_mobilenetv2"           # presumably the paper's ablation st
 temperatures = "0.03,0.05,0.1,0.2,0.5"      # tau, comma-separated (empty: skip panel a)
 pixel_contrast_sizes = "1024,2048,4096,8192,16384"   # K_p (empty: skip panel b)
 region_contrast_sizes = "256,512,1024,2048,4096"     # K_r (empty: skip panel c)
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
                                             # each student gets its own; paper presets need it; none: no ImageNet init
@@ -40,7 +40,6 @@ extra = ""                                  # more kdlib train overrides, as in 
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/cirkd_fig7"
 figures_dir = "figures/cirkd_fig7"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.notebook import parse_extra

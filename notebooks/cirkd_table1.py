@@ -29,7 +29,7 @@ preset = "quick"                            # quick / proxy (built-in data) or c
 students = "deeplabv3_resnet18,deeplabv3_mobilenetv2,pspnet_resnet18"
 methods = "none,skd,ifvd,cwd,cirkd"
 no_imagenet_students = "deeplabv3_resnet18"  # the R18* row without ImageNet init; empty skips it
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
                                             # each student gets its own; paper presets need it; none: no ImageNet init
@@ -38,7 +38,6 @@ extra = ""                                  # more kdlib train overrides, as in 
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/cirkd_table1"
 figures_dir = "figures/cirkd_table1"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.notebook import parse_extra

@@ -28,7 +28,7 @@ table = "cirkd_table3"
 preset = "quick"                            # quick / proxy (built-in data) or voc (the paper)
 students = "deeplabv3_resnet18,pspnet_resnet18"
 methods = "none,skd,ifvd,cwd,cirkd"
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
                                             # each student gets its own; paper presets need it; none: no ImageNet init
@@ -37,7 +37,6 @@ extra = ""                                  # more kdlib train overrides, as in 
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/cirkd_table3"
 figures_dir = "figures/cirkd_table3"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.notebook import parse_extra

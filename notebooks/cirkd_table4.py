@@ -29,7 +29,7 @@ ablation = "cirkd_table4"
 preset = "quick"                            # quick / proxy (built-in data) or cityscapes (the paper)
 student = "deeplabv3_mobilenetv2"           # the paper's student
 variants = "ce,ce+kd,ce+kd+batch_p2p,ce+kd+memory_p2p,ce+kd+memory_p2r,ce+kd+memory_p2p+memory_p2r,ce+kd+batch_p2p+memory_p2p+memory_p2r"
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher_checkpoint = "runs/quick/teacher"   # kdlib run dir or the official teacher .pth
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
                                             # each student gets its own; paper presets need it; none: no ImageNet init
@@ -38,7 +38,6 @@ extra = ""                                  # more kdlib train overrides, as in 
 runs_root = ""                              # run folder shared by notebooks; empty means output_dir/runs
 output_dir = "results/cirkd_table4"
 figures_dir = "figures/cirkd_table4"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.ablation import reproduce_ablation

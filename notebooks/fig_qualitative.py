@@ -37,7 +37,6 @@ palette = "dataset"                         # the dataset's class colours, or a 
 device = "auto"                             # auto, cpu or cuda
 output_dir = "results/fig_qualitative"
 figures_dir = "figures/fig_qualitative"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.notebook import parse_extra, save_metrics

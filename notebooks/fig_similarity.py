@@ -49,7 +49,6 @@ num_images = 4                              # images averaged in the numbers
 device = "auto"                             # auto, cpu or cuda
 output_dir = "results/fig_similarity"
 figures_dir = "figures/fig_similarity"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 import pandas as pd

@@ -38,7 +38,6 @@ perplexity = 30.0
 device = "auto"                             # auto, cpu or cuda
 output_dir = "results/fig_tsne"
 figures_dir = "figures/fig_tsne"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.paper_figures import make_tsne_figure

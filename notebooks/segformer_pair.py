@@ -47,7 +47,7 @@ table = "segformer_pair"
 preset = "quick"                            # quick / proxy (built-in data) or cityscapes_segformer (the README)
 students = "segformer_mit_b0"
 methods = "none,skd,ifvd,cwd,cirkd,afdcd"
-seeds = "0"                                 # comma-separated
+seeds = "0"                                 # comma-separated (kdlib grid --seeds 0,1,2 sets it)
 teacher = "segformer_mit_b4"
 teacher_checkpoint = "runs/quick/segformer_teacher"   # kdlib run dir of the MiT-B4 teacher
 imagenet_dir = ""                           # folder of the official ImageNet files (resnet18-imagenet.pth, ...):
@@ -60,7 +60,6 @@ afdcd_patch = 2                             # Af-DCD contrast patch N on c4 (off
 extra = ""                                  # more kdlib train overrides, as in train_config.py
 output_dir = "results/segformer_pair"
 figures_dir = "figures/segformer_pair"
-seed = 0                                    # unused (grids set it); the seeds above are the study's
 
 # %%
 from kdlib.studies.notebook import parse_extra

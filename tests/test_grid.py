@@ -112,7 +112,8 @@ def test_every_notebook_has_a_parameters_cell_papermill_can_read(notebook):
     assert len(cells) == 1, "exactly one cell tagged 'parameters'"
     assigned = [t.id for node in ast.parse(cells[0].source).body if isinstance(node, ast.Assign)
                 for t in node.targets if isinstance(t, ast.Name)]
-    assert "output_dir" in assigned and "seed" in assigned
+    assert "output_dir" in assigned
+    assert ("seed" in assigned) != ("seeds" in assigned), "one seed mechanism: seed (one run) or seeds (a study)"
     assert list(pm.inspect_notebook(nb)) == assigned  # no parameter papermill fails to parse
 
 
@@ -165,3 +166,22 @@ def test_notebooks_are_kept_as_text_without_outputs():
         nb = jupytext.read(path)
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.lstrip().startswith("# "), path.name
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
+
+
+def test_grid_seeds_go_to_a_studys_own_seeds_parameter(monkeypatch, tmp_path):
+    """--seeds on a notebook that trains its own seeds: one cell with seeds="0,1,2" (no dead seed parameter);
+    on train_config (a seed parameter): one cell per seed; on both at once, or twice: refused."""
+    from kdlib.studies import grid as grid_module
+
+    cells = []
+    monkeypatch.setattr(grid_module, "_run_local", lambda nb, todo, *a: cells.extend(c for c, _ in todo) or [])
+    monkeypatch.setattr(grid_module, "collect_runs", lambda study_dir: pd.DataFrame())
+    run_grid(REPO / "notebooks" / "cirkd_table2.py", {"methods": ["none"]}, seeds=[0, 1, 2], results_root=tmp_path,
+             progress=False)
+    assert [c["seeds"] for c in cells] == ["0,1,2"]
+    cells.clear()
+    run_grid(REPO / "notebooks" / "train_config.py", {"method": ["none"]}, seeds=[0, 1], results_root=tmp_path,
+             progress=False)
+    assert [c["seed"] for c in cells] == [0, 1]
+    with pytest.raises(ValueError, match="once"):
+        run_grid(REPO / "notebooks" / "cirkd_table2.py", {"seeds": ["0"]}, seeds=[1], results_root=tmp_path)

@@ -92,7 +92,7 @@ def test_run_proxy_drives_run_grid_in_plan_order(monkeypatch, tmp_path):
     monkeypatch.setattr(proxy, "RESULTS", tmp_path / "results")
     monkeypatch.setattr(proxy, "ensure_teacher", lambda progress, train_teacher=False: calls.append("teacher") or {})
 
-    def fake_run_grid(notebook, params, seeds, jobs, results_root, study, progress):
+    def fake_run_grid(notebook, params, jobs, results_root, study, progress, seeds=None):
         calls.append((Path(notebook).stem, study, jobs, str(results_root)))
         return pd.DataFrame(), [CellResult("x", {}, "ok")]
 

@@ -36,7 +36,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from kdlib import atomic
-from kdlib.studies.notebook_source import check_parameters, read_notebook
+from kdlib.studies.notebook_source import check_parameters, notebook_parameters, read_notebook
 
 DONE_FILE = "done.json"
 METRICS_FILE = "metrics.json"
@@ -134,11 +134,13 @@ def run_cell(notebook: Path, params: Mapping[str, Any], cell_dir: Path, kernel_n
     (cell_dir / DONE_FILE).unlink(missing_ok=True)
     full = {**params, "output_dir": str(cell_dir)}
     atomic.write_json(cell_dir / "params.json", full)
+    # the cell's ``seed`` names its folder; a notebook that runs its own ``seeds`` is not given it
+    passed = {k: v for k, v in full.items() if k != "seed" or "seed" in notebook_parameters(notebook)}
     started = time.time()
     error = None
     try:
         pm.execute_notebook(read_notebook(Path(notebook)), str(cell_dir / "notebook.ipynb"),
-                            parameters=full, kernel_name=kernel_name, progress_bar=False,
+                            parameters=passed, kernel_name=kernel_name, progress_bar=False,
                             cwd=str(Path.cwd()), execution_timeout=timeout_s)
     except Exception as exc:  # noqa: BLE001 - the grid keeps going; the message is reported at the end
         error = _error_banner(exc)
@@ -167,7 +169,7 @@ def study_name(notebook: Path) -> str:
     return Path(notebook).stem.replace(".nb", "")
 
 
-def run_grid(notebook: os.PathLike, params: Mapping[str, Sequence[Any]], seeds: Sequence[int] = (0,),
+def run_grid(notebook: os.PathLike, params: Mapping[str, Sequence[Any]], seeds: Optional[Sequence[int]] = None,
              jobs: int = 1, results_root: os.PathLike = "results", study: Optional[str] = None,
              progress: bool = True, kernel_name: str = "python3", executor: str = "local",
              slurm_options: Optional[Mapping[str, Any]] = None) -> Tuple[pd.DataFrame, List[CellResult]]:
@@ -176,13 +178,26 @@ def run_grid(notebook: os.PathLike, params: Mapping[str, Sequence[Any]], seeds: 
     ``executor="local"`` runs up to ``jobs`` cells at once on this machine; ``"slurm"`` submits the cells as a
     Slurm job array through submitit (``slurm_options`` go to ``executor.update_parameters``; ``"submitit-local"``
     uses submitit's local executor, for tests).
+
+    Seeds, one mechanism: a notebook with a ``seed`` parameter (``train_config``) runs one cell per seed; a
+    notebook that trains its own list of ``seeds`` (the tables, ablations, sweeps) gets ``seeds`` as its
+    ``seeds`` parameter, in one cell. ``None``: seed 0, or the notebook's own ``seeds``.
     """
     notebook = Path(notebook)
     if not notebook.is_file():
         raise FileNotFoundError(f"notebook not found: {notebook}")
     check_parameters(notebook, [k for k in params if k != "seed"])   # a typo is refused, not run with defaults
+    params = dict(params)
+    declared = notebook_parameters(notebook)
+    if seeds is not None and "seed" not in declared:
+        if "seeds" not in declared:
+            raise ValueError(f"{notebook.name} takes no seed; drop --seeds")
+        if "seeds" in params:
+            raise ValueError(f"{notebook.name}: give its seeds once, with --seeds or with --param seeds=..., not both")
+        params["seeds"] = [",".join(str(int(s)) for s in seeds)]
+        seeds = None
     study_dir = Path(results_root) / (study or study_name(notebook))
-    cells = expand_grid(params, seeds)
+    cells = expand_grid(params, seeds if seeds is not None else (0,))
     todo, results = [], []
     for cell in cells:
         cell_dir = study_dir / run_id(cell)

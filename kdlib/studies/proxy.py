@@ -302,7 +302,7 @@ def run_proxy(steps: Optional[Sequence[str]] = None, jobs: int = 2, dry_run: boo
         if progress:
             print(f"[proxy] {step} ({phase}): {grid_command(notebook, params, root, step, n)}", flush=True)
         t0 = time.time()
-        _, results = run_grid(notebook_path(notebook), params, seeds=(0,), jobs=n, results_root=root,
+        _, results = run_grid(notebook_path(notebook), params, jobs=n, results_root=root,
                               study=step, progress=progress)
         failed = [r for r in results if r.status == "failed"]
         failures += failed
