@@ -2,7 +2,7 @@
 
 For each loss term this times **forward + backward** of kdlib's registered method module (or, for Af-DCD's
 OC term, the pure loss on a leaf "generated" map) and of ``benchmarks/naive_reference.py`` — a second
-implementation written from the SPEC's description of the official code (per-image / per-class Python loops,
+implementation written from docs/reference.md's description of the official code (per-image / per-class Python loops,
 the official enqueue loop, Af-DCD's released formulation) — on identical inputs, and measures the peak memory
 of one such step. Before timing, every case asserts that both give the same value (``--rtol``, default 1e-4,
 float32) with the same random draws (queue slots, enqueued pixels, masks) and the same weights

@@ -1,6 +1,6 @@
 """Naive reference implementations of every kdlib distillation loss, structured like the official code.
 
-Written for ``benchmarks/losses.py`` from the description of the official code in the project's SPEC (§3.2 KD,
+Written for ``benchmarks/losses.py`` from the description of the official code in docs/reference.md (§3.2 KD,
 §3.3 CIRKD, §3.4 Af-DCD, §3.5 baselines, §6.4 "Python loops"); nothing here is copied from the official
 repositories and nothing is imported from kdlib. The point is a *structural* baseline for the speed / memory
 comparison, and an independent second implementation for a value check:

@@ -2,7 +2,7 @@
 
 Written from the architecture description of the official code (CIRKD commit 7e0d21f,
 ``models/deeplabv3.py``, ``models/deeplabv3_mobile.py``, ``models/pspnet.py``, ``models/segbase.py``,
-``models/base_models/resnetv1b.py``, ``models/base_models/mobilenetv2.py``; SPEC.md §2.1-2.5), without
+``models/base_models/resnetv1b.py``, ``models/base_models/mobilenetv2.py``; docs/reference.md §2.1-2.5), without
 looking at or importing anything from ``kdlib.models``. It provides
 
 * :func:`official_layout` - every key of an official state dict with its shape, enumerated by hand;
@@ -405,7 +405,7 @@ def reference_forward(name: str, state: Dict[str, Tensor], x: Tensor) -> RefOutp
 
 
 # ----------------------------------------------------------------------------------------------------
-# self-checks of the helper against the published parameter counts (SPEC.md §2.5, K = 19)
+# self-checks of the helper against the published parameter counts (docs/reference.md §2.5, K = 19)
 # ----------------------------------------------------------------------------------------------------
 
 PUBLISHED_PARAMS_K19 = {"deeplabv3_resnet101": 61_118_950, "deeplabv3_resnet18": 13_607_974,

@@ -34,14 +34,14 @@ def test_camvid_table2(name, flops_g):
 
 
 def test_voc_table3_is_not_reproduced_and_we_do_not_pretend():
-    # SPEC §2.7: at 512x512 the official rule gives 384.4 / 86.0 / 67.5 G, not the paper's 1294.6 / 305.0 / 260.0
+    # docs/reference.md §2.7: at 512x512 the official rule gives 384.4 / 86.0 / 67.5 G, not the paper's 1294.6 / 305.0 / 260.0
     got = [complexity(_meta_model(n, 21), (512, 512)).flops / 1e9
            for n in ("deeplabv3_resnet101", "deeplabv3_resnet18", "pspnet_resnet18")]
     assert got == pytest.approx([384.4, 86.0, 67.5], rel=1e-3)
 
 
 def test_true_macs_of_table1_models():
-    # SPEC §2.7 [RUN]: true MACs at 1024x2048 (dilation-aware output sizes)
+    # docs/reference.md §2.7 [RUN]: true MACs at 1024x2048 (dilation-aware output sizes)
     c = complexity(_meta_model("deeplabv3_resnet18", 19), (1024, 2048))
     assert c.macs / 1e9 == pytest.approx(517.5, rel=1e-3)
     assert c.macs < c.flops

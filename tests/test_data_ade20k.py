@@ -1,5 +1,5 @@
 """ADE20K loader on a tiny fixture in the ADEChallengeData2016 layout: the -1 shift pixel by pixel (0 → -1),
-padding stays -1 after the shift (SPEC pitfall 8), sorted listing, and bad input."""
+padding stays -1 after the shift (docs/reference.md §6.8), sorted listing, and bad input."""
 import numpy as np
 import pytest
 from PIL import Image

@@ -11,7 +11,7 @@ from kdlib.data import (
 )
 from kdlib.data.cityscapes import LABEL_LUT
 
-# Written out independently from the official table (SPEC §4): labelId -> trainId, everything else ignored.
+# Written out independently from the official table (docs/reference.md §4): labelId -> trainId, everything else ignored.
 EXPECTED_TRAIN_ID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
                      25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
 

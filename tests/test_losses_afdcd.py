@@ -1,4 +1,4 @@
-"""Af-DCD L_fd, Omni- / Spatial- / Channel-Contrasting: naive float64 references from SPEC §3.4 (loops)."""
+"""Af-DCD L_fd, Omni- / Spatial- / Channel-Contrasting: naive float64 references from docs/reference.md §3.4 (loops)."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""KD, CWD, SKD, AT, FitNet: naive float64 references written from SPEC §3.2 / §3.5 (loops, numpy only)."""
+"""KD, CWD, SKD, AT, FitNet: naive float64 references written from docs/reference.md §3.2 / §3.5 (loops, numpy only)."""
 import math
 
 import numpy as np

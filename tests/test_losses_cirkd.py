@@ -1,4 +1,4 @@
-"""CIRKD batch p2p and memory p2p / p2r: naive float64 references written from SPEC §3.3 (loops)."""
+"""CIRKD batch p2p and memory p2p / p2r: naive float64 references written from docs/reference.md §3.3 (loops)."""
 import math
 
 import numpy as np

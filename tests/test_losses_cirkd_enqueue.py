@@ -1,4 +1,4 @@
-"""CIRKD queue enqueue: vectorised helper vs a naive per-image, per-class loop written from SPEC §3.3."""
+"""CIRKD queue enqueue: vectorised helper vs a naive per-image, per-class loop written from docs/reference.md §3.3."""
 import numpy as np
 import pytest
 import torch
@@ -93,7 +93,7 @@ def test_enqueue_other_options():
 
 
 def test_official_bug_reads_the_first_raster_positions():
-    # SPEC §3.3: class 2 at positions {54, 55, 62, 63} of an 8x8 map -> the bug enqueues positions {0, 1, 2, 3}
+    # docs/reference.md §3.3: class 2 at positions {54, 55, 62, 63} of an 8x8 map -> the bug enqueues positions {0, 1, 2, 3}
     d = 64
     emb = torch.eye(d).view(1, d, 8, 8).double()           # embedding of position a = one-hot e_a
     lab = torch.full((1, 8, 8), 0, dtype=torch.long)

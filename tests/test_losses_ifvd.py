@@ -1,4 +1,4 @@
-"""IFVD: naive float64 reference written from SPEC §3.5 (per image, per class, per pixel loops)."""
+"""IFVD: naive float64 reference written from docs/reference.md §3.5 (per image, per class, per pixel loops)."""
 import math
 
 import numpy as np

@@ -253,7 +253,7 @@ def test_cirkd_images_per_group():
 
 
 def naive_enqueue(pq, rq, pptr, rptr, feat, lab, keys, per_class, bug):
-    """Official per-image, per-class loop (SPEC §3.3), with the pixel choice 'smallest keys first'."""
+    """Official per-image, per-class loop (docs/reference.md §3.3), with the pixel choice 'smallest keys first'."""
     n_p, n_r = pq.shape[1], rq.shape[1]
     for b in range(feat.shape[0]):
         f = F.normalize(feat[b].reshape(feat.shape[1], -1), dim=0)

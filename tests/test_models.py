@@ -34,7 +34,7 @@ def test_forward_contract_at_small_width(name):
 
 
 @pytest.mark.parametrize("name,k,expected", [
-    # SPEC.md §2.5: verified counts of the official CVPR-era models, aux head included
+    # docs/reference.md §2.5: verified counts of the official CVPR-era models, aux head included
     ("deeplabv3_resnet101", 19, 61_118_950),
     ("deeplabv3_resnet18", 19, 13_607_974),
     ("pspnet_resnet18", 19, 12_919_334),

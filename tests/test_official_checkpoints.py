@@ -75,7 +75,7 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_layout_matches_published_parameter_counts(name):
-    """The hand-enumerated layout reproduces the official parameter counts exactly (SPEC.md §2.5)."""
+    """The hand-enumerated layout reproduces the official parameter counts exactly (docs/reference.md §2.5)."""
     assert ref.count_params(ref.official_layout(name, 19)) == ref.PUBLISHED_PARAMS_K19[name]
     backbone = {"deeplabv3_mobilenetv2": "mobilenetv2", "deeplabv3_resnet101": "resnet101"}.get(name, "resnet18")
     entries = [e for e in ref.official_layout(name, 19) if e[0].startswith("pretrained.")]

@@ -1,4 +1,4 @@
-"""The papers' reported numbers as data: hand spot-checks against SPEC.md §1, schema and consistency checks."""
+"""The papers' reported numbers as data: hand spot-checks against docs/reference.md §1, schema and consistency checks."""
 import pandas as pd
 import pytest
 
@@ -18,7 +18,7 @@ def _one(table: str, **where) -> float:
     return float(frame["value"].iloc[0])
 
 
-# ------------------------------------------------------------------- values typed by hand from SPEC.md §1
+# ------------------------------------------------------------------- values typed by hand from docs/reference.md §1
 @pytest.mark.parametrize("table,where,expected", [
     # CIRKD Table 1 (Cityscapes)
     ("cirkd_table1", dict(split="val", student=R101, method="none"), 78.07),

@@ -1,4 +1,4 @@
-"""SegFormer MiT-B0 / MiT-B4 (SPEC §2.8): geometry, exact parameter counts, weight layouts, the AdamW option,
+"""SegFormer MiT-B0 / MiT-B4 (docs/reference.md §2.8): geometry, exact parameter counts, weight layouts, the AdamW option,
 distillation on the transformer pair (none / CIRKD / Af-DCD) and the segformer_pair notebook."""
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_too_small_input_is_a_clear_error():
 
 
 def _hand_count(dims, depths, decoder, k):
-    """Parameters per layer type, from SPEC §2.8's description: every Linear and conv has a bias (the fuse conv
+    """Parameters per layer type, from docs/reference.md §2.8's description: every Linear and conv has a bias (the fuse conv
     too, as in CIRKD's file); LayerNorm / BatchNorm have 2C."""
     encoder, c_in = 0, 3
     for i, (c, depth, sr) in enumerate(zip(dims, depths, (8, 4, 2, 1))):

@@ -13,7 +13,7 @@ reproducible order) and — unlike the official loader, which prints and skips �
 annotation. A ``list_file=`` may hold ``image label`` path pairs relative to ``root``, image paths, or ids
 (file stems). No list files are shipped.
 
-Label mapping (SPEC §4 / §6 pitfall 8): ``label - 1`` with signed labels, so 0 ("other") → -1 and
+Label mapping (docs/reference.md §4 / §6 pitfall 8): ``label - 1`` with signed labels, so 0 ("other") → -1 and
 1..150 → 0..149, applied *before* scaling; the padding added afterwards is -1 directly. (The official code
 pads a uint8 label with -1, which saturates to 0, and shifts after padding — same result.) Raw values
 above 150 are an error.

@@ -17,7 +17,7 @@ with ``annotations/<split>2017/<id>.png``. The official lists hold every image o
 val2017 (5000), so the listing gives the same samples in sorted order; no list files are shipped (the
 train list would be 1.5 MB).
 
-Label mapping (SPEC §4, pitfall 9): raw ids are kept as classes 0..181, 255 → -1, no 182 → 171 remap. The
+Label mapping (docs/reference.md §4, pitfall 9): raw ids are kept as classes 0..181, 255 → -1, no 182 → 171 remap. The
 11 COCO thing ids without annotations (street sign, hat, shoe, eye glasses, plate, mirror, window, desk,
 door, blender, hair brush) stay as (never occurring) classes, so mIoU is over 182 classes as officially.
 Other values (182..254) are an error — e.g. a ``*_labelTrainIds.png`` (171-class remap) is *not* this format.

@@ -2,9 +2,9 @@
 
 Every function here is stateless: randomness enters only through an explicit ``numpy.random.Generator``
 (see :func:`sample_augmentation`), so a sample depends on ``(seed, epoch, index)`` and on nothing else —
-not on the DataLoader worker that happens to load it (SPEC §6 pitfall 20).
+not on the DataLoader worker that happens to load it (docs/reference.md §6 pitfall 20).
 
-The official train pipeline (SPEC §4), reproduced by :func:`train_transform`:
+The official train pipeline (docs/reference.md §4), reproduced by :func:`train_transform`:
 
 1. label mapping (done by the dataset before calling this module's transforms);
 2. random scale ``f`` drawn from {0.5, 0.6, ..., 2.0}, same factor on both axes, output size

@@ -28,7 +28,7 @@ class TrainConfig:
     student_width: float = field(default=1.0, metadata={"help": "student channel multiplier (1.0 = paper model)"})
     student_imagenet: Optional[str] = field(default=None, metadata={"help": "the student's official ImageNet file (required by paper presets); 'none' = no ImageNet init (CIRKD's R18* row)"})
     aux: bool = field(default=True, metadata={"help": "auxiliary FCN head (ResNet students)"})
-    aux_weight: float = field(default=0.4, metadata={"help": "weight of the auxiliary CE (SPEC §3.1)"})
+    aux_weight: float = field(default=0.4, metadata={"help": "weight of the auxiliary CE (docs/reference.md §3.1)"})
     teacher: Optional[str] = field(default=None, metadata={"help": "teacher model name (None: no distillation)"})
     teacher_width: float = field(default=1.0, metadata={"help": "teacher channel multiplier (must match its checkpoint)"})
     teacher_checkpoint: Optional[str] = field(default=None, metadata={"help": "kdlib run dir / checkpoint, or an official state dict"})
@@ -36,7 +36,7 @@ class TrainConfig:
     method: str = field(default="none", metadata={"help": "registered loss name: none, kd, ..."})
     method_options: Dict[str, Any] = field(default_factory=dict, metadata={"help": "method hyperparameters (e.g. temperature, queue sizes); see the method docstring"})
     loss_weights: Dict[str, float] = field(default_factory=dict, metadata={"help": "weight of each named loss term; 0 disables a term (ablations)"})
-    # ---- optimisation (SPEC §5) ----
+    # ---- optimisation (docs/reference.md §5) ----
     iterations: int = field(default=40000, metadata={"help": "training iterations (papers: 40000; COCO-Stuff 80000)"})
     batch_size: int = field(default=16, metadata={"help": "global batch (all ranks together)"})
     optimizer: str = field(default="sgd", metadata={"help": "sgd (CNN papers) or adamw (CIRKD's SegFormer recipe); same lr / weight_decay / poly schedule"})

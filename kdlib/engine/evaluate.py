@@ -1,6 +1,6 @@
 """Evaluation as the papers do it: whole images, dataset-level confusion matrix, mean over all classes.
 
-Protocol (SPEC.md §5): per image, logits are bilinearly upsampled (align_corners=True) to the label size
+Protocol (docs/reference.md §5): per image, logits are bilinearly upsampled (align_corners=True) to the label size
 and argmax'ed; pixels labelled ``ignore_index`` are excluded; intersections and unions are summed over
 the whole dataset (and over ranks); ``IoU_c = I_c / (U_c + 2.22e-16)``; **mIoU is the plain mean over all
 K classes**, so a class that never occurs (zero union) counts as 0, exactly as the official ``score.py``

@@ -1,6 +1,6 @@
 """Presets: the papers' per-dataset recipes as data, plus small ``quick`` / ``proxy`` presets.
 
-Paper presets follow SPEC.md §5 (identical in CIRKD and Af-DCD): SGD lr 0.02 for a global batch of 16,
+Paper presets follow docs/reference.md §5 (identical in CIRKD and Af-DCD): SGD lr 0.02 for a global batch of 16,
 momentum 0.9, weight decay 1e-4, poly 0.9, aux CE 0.4, validation every 800 iterations; crops and
 iteration counts per dataset below. Method-specific weights per dataset (e.g. CIRKD's 0.01 memory
 weights on VOC, Af-DCD's per-dataset lambdas) come from each method's ``paper_defaults``.
@@ -30,7 +30,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                "crop_size": [512, 512], "iterations": 40000},
     "coco_stuff_164k": {**_PAPER_COMMON, "dataset": "coco_stuff_164k", "data_root": "data/coco_stuff_164k",
                         "crop_size": [512, 512], "iterations": 80000},
-    # CIRKD README transformer pair (SPEC §2.8): SegFormer MiT-B4 -> MiT-B0, AdamW lr 2e-4, wd 1e-4, poly 0.9,
+    # CIRKD README transformer pair (docs/reference.md §2.8): SegFormer MiT-B4 -> MiT-B0, AdamW lr 2e-4, wd 1e-4, poly 0.9,
     # 160k iterations, batch 8, 1024x1024 crops, no aux head. The official CIRKD script also sets the pixel
     # queue N_p = 2000: a method option, which method defaults override, so pass it explicitly:
     # `method_options.pixel_memory_size=2000` (with method=cirkd). Validation interval: not stated, 800 kept.

@@ -6,13 +6,14 @@ Read top to bottom: ``train(cfg)`` builds data, models and the distillation meth
     terms -> poly lr -> zero grad -> backward -> (clip the method's own gradients) -> SGD (or AdamW) step
     -> (the method's own step, e.g. a discriminator's Adam) -> periodic evaluation / atomic checkpoint
 
-exactly in the official order (SPEC.md §5). Every run writes a run directory (see ``rundir.py``).
+exactly in the official order (docs/reference.md §5). Every run writes a run directory (see ``rundir.py``).
 """
 from __future__ import annotations
 
 import random
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -74,7 +75,7 @@ class StudentStep(nn.Module):
 
 
 def task_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """CE of logits bilinearly upsampled (align_corners=True) to the label size, ignoring -1 (SPEC §3.1).
+    """CE of logits bilinearly upsampled (align_corners=True) to the label size, ignoring -1 (docs/reference.md §3.1).
 
     One process: the mean over valid pixels. Under DDP the local sum is divided by (global valid pixels /
     world size), so after DDP's gradient averaging the objective is the mean over the *global* batch's
@@ -172,7 +173,70 @@ def process_peak_rss_mb() -> Optional[float]:
 # --------------------------------------------------------------------------------------------- the loop
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True
           ) -> Dict[str, Any]:
-    """Train a student (and distil from a teacher if ``cfg.method != 'none'``); return final metrics."""
+    """Train a student (and distil from a teacher if ``cfg.method != 'none'``); return final metrics.
+
+    The phases, in the official order (module docstring): :func:`build_run` (checks, run directory, seeds, data,
+    models, method, optimizer, DDP) -> :func:`restore` (``--resume``) -> the loop, one :func:`train_step` per
+    iteration with logging, :func:`validate` every ``eval_interval`` (best checkpoint kept) and a resumable
+    checkpoint every ``checkpoint_interval`` -> :func:`finish` (final evaluation on the reported split,
+    ``metrics.json`` last).
+    """
+    run = build_run(cfg, resume, overwrite, progress)
+    start, best = restore(run, resume)
+    write_run_files(run, start)
+    loader = make_loader(run, start)
+    started = time.time()
+    bar = tqdm(total=cfg.iterations, initial=start, desc=f"train {cfg.method}", disable=not (progress and
+               run.dist.is_main), dynamic_ncols=True)
+    run.step_module.train()
+    iteration, last_metrics = start, None
+    for images, labels in loader:
+        iteration += 1
+        total, terms, lr = train_step(run, images, labels, iteration)
+        if iteration % cfg.log_interval == 0 or iteration == cfg.iterations:
+            record = {"iteration": iteration, "lr": lr, "loss": float(total.detach()),
+                      **{k: float(v.detach()) for k, v in terms.items()}, "time": round(time.time() - started, 3)}
+            if run.dist.is_main:
+                append_jsonl(run.run_dir / "log.jsonl", record)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("iteration", "time")})
+        bar.update(1)
+        if iteration % cfg.eval_interval == 0 or iteration == cfg.iterations:
+            last_metrics, best = validate(run, iteration, best)
+        if iteration % cfg.checkpoint_interval == 0 or iteration == cfg.iterations:
+            _save_resumable(run.run_dir / "checkpoint_last.pt", run.core, run.optimizer, run.scaler, iteration,
+                            best, run.dist.world_size)
+    bar.close()
+    if iteration != cfg.iterations:
+        raise RuntimeError(f"the data loader stopped at iteration {iteration} of {cfg.iterations}")
+    return finish(run, start, last_metrics, best, started)
+
+
+@dataclass
+class Run:
+    """Everything :func:`build_run` makes for one training run."""
+
+    cfg: TrainConfig
+    dist: Any                       # kdlib.distributed.DistInfo
+    amp_dtype: Optional[torch.dtype]
+    run_dir: Path
+    data_opts: Dict[str, Any]
+    train_set: Any
+    val_set: Any
+    teacher: Optional[Segmentor]
+    distiller: Optional[DistillLoss]
+    core: StudentStep               # the bare student + method
+    step_module: nn.Module          # ``core``, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+
+def build_run(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool) -> Run:
+    """Checks, the run directory, seeds, data, student (ImageNet init), teacher, method, optimizer, DDP —
+    in this order, which fixes every random draw of a run."""
     from kdlib.data import build_dataset, generates_on_first_use
 
     cfg.validate()
@@ -231,95 +295,103 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
             torch.distributed.broadcast(buffer, src=0)
         step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda"
                                               else None, broadcast_buffers=False)
+    return Run(cfg, dist_info, amp_dtype, run_dir, data_opts, train_set, val_set, teacher, distiller, core,
+               step_module, optimizer, scaler)
 
-    # ---- resume ----
-    start, best = 0, None
-    last_path = run_dir / "checkpoint_last.pt"
-    if resume and last_path.is_file():
-        ckpt = load_checkpoint(last_path)
-        core.load_state_dict(ckpt["step_module"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"][rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])
-        start, best = ckpt["iteration"], ckpt.get("best")
-    if dist_info.is_main:
-        write_text_atomic(run_dir / "config.yaml", cfg.to_yaml())
-        env = environment(cfg.seed, device, world)
-        env.update(global_batch=cfg.batch_size, per_device_batch=cfg.batch_size // world, resumed_at=start)
-        write_json(run_dir / "env.json", env)
 
-    sampler = ResumableSampler(len(train_set), cfg.batch_size, cfg.iterations, cfg.seed, rank, world, start)
-    loader = DataLoader(EpochKeyed(train_set), batch_size=cfg.batch_size // world, sampler=sampler,
-                        num_workers=cfg.num_workers, drop_last=True, pin_memory=device.type == "cuda",
-                        generator=torch.Generator().manual_seed(cfg.seed))
+def restore(run: Run, resume: bool) -> Tuple[int, Optional[Dict[str, Any]]]:
+    """``(start iteration, best validation so far)``: from ``checkpoint_last.pt`` when resuming (model, method
+    state, optimizer, scaler, this rank's RNG), else ``(0, None)``."""
+    last_path = run.run_dir / "checkpoint_last.pt"
+    if not (resume and last_path.is_file()):
+        return 0, None
+    ckpt = load_checkpoint(last_path)
+    run.core.load_state_dict(ckpt["step_module"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"][run.dist.rank] if isinstance(ckpt["rng"], list) else ckpt["rng"])
+    return ckpt["iteration"], ckpt.get("best")
 
-    # ---- loop ----
-    log_path = run_dir / "log.jsonl"
-    started = time.time()
-    bar = tqdm(total=cfg.iterations, initial=start, desc=f"train {cfg.method}", disable=not (progress and
-               dist_info.is_main), dynamic_ncols=True)
-    step_module.train()
-    iteration = start
-    for images, labels in loader:
-        iteration += 1
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True).long()
-        if cfg.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            teacher_out = None
-            if teacher is not None:
-                with torch.no_grad():
-                    teacher_out = teacher(images)
-            total, terms = step_module(images, labels, teacher_out)
-        _check_finite(total, terms, iteration)
-        lr = poly_lr(cfg.lr, iteration, cfg.iterations, cfg.poly_power)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        if distiller is not None and distiller.clip_grad_norm:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(core.distiller.parameters(), distiller.clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        if distiller is not None:  # method's own updates after the student step (e.g. discriminator Adam)
-            terms.update(core.distiller.after_student_step())
 
-        if iteration % cfg.log_interval == 0 or iteration == cfg.iterations:
-            record = {"iteration": iteration, "lr": lr, "loss": float(total.detach()),
-                      **{k: float(v.detach()) for k, v in terms.items()}, "time": round(time.time() - started, 3)}
-            if dist_info.is_main:
-                append_jsonl(log_path, record)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("iteration", "time")})
-        bar.update(1)
+def write_run_files(run: Run, start: int) -> None:
+    """``config.yaml`` and ``env.json`` (rank 0)."""
+    if not run.dist.is_main:
+        return
+    cfg, world = run.cfg, run.dist.world_size
+    write_text_atomic(run.run_dir / "config.yaml", cfg.to_yaml())
+    env = environment(cfg.seed, run.device, world)
+    env.update(global_batch=cfg.batch_size, per_device_batch=cfg.batch_size // world, resumed_at=start)
+    write_json(run.run_dir / "env.json", env)
 
-        if iteration % cfg.eval_interval == 0 or iteration == cfg.iterations:
-            metrics = evaluate(core.student, val_set, device, cfg.eval_scales, cfg.eval_flip,
-                               cfg.max_val_samples, progress=False, amp_dtype=amp_dtype)
-            core.student.train()
-            if dist_info.is_main:
-                append_jsonl(log_path, {"iteration": iteration, "eval": {k: metrics[k] for k in
-                                                                         ("miou", "pixel_acc", "mean_acc")}})
-            if best is None or metrics["miou"] > best["miou"]:   # metrics are all-reduced: same on every rank
-                best = {**metrics, "iteration": iteration}
-                if dist_info.is_main:
-                    _save_weights(run_dir / "best.pt", core.student, cfg, best)
-            last_metrics = metrics
-        if iteration % cfg.checkpoint_interval == 0 or iteration == cfg.iterations:
-            _save_resumable(last_path, core, optimizer, scaler, iteration, best, world)
-    bar.close()
 
-    if iteration != cfg.iterations:
-        raise RuntimeError(f"the data loader stopped at iteration {iteration} of {cfg.iterations}")
+def make_loader(run: Run, start: int) -> DataLoader:
+    """The training batches from iteration ``start`` on (data order keyed by seed and epoch only)."""
+    cfg, rank, world = run.cfg, run.dist.rank, run.dist.world_size
+    sampler = ResumableSampler(len(run.train_set), cfg.batch_size, cfg.iterations, cfg.seed, rank, world, start)
+    return DataLoader(EpochKeyed(run.train_set), batch_size=cfg.batch_size // world, sampler=sampler,
+                      num_workers=cfg.num_workers, drop_last=True, pin_memory=run.device.type == "cuda",
+                      generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def train_step(run: Run, images: Tensor, labels: Tensor, iteration: int) -> Tuple[Tensor, Dict[str, Tensor], float]:
+    """One iteration: teacher forward (no grad) -> student forward and losses -> poly lr -> backward ->
+    (clip the method's own gradients) -> optimizer step -> the method's own step. Returns (loss, terms, lr)."""
+    cfg, device, amp_dtype = run.cfg, run.device, run.amp_dtype
+    images = images.to(device, non_blocking=True)
+    labels = labels.to(device, non_blocking=True).long()
+    if cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        teacher_out = None
+        if run.teacher is not None:
+            with torch.no_grad():
+                teacher_out = run.teacher(images)
+        total, terms = run.step_module(images, labels, teacher_out)
+    _check_finite(total, terms, iteration)
+    lr = poly_lr(cfg.lr, iteration, cfg.iterations, cfg.poly_power)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(total).backward()
+    if run.distiller is not None and run.distiller.clip_grad_norm:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.core.distiller.parameters(), run.distiller.clip_grad_norm)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    if run.distiller is not None:  # method's own updates after the student step (e.g. discriminator Adam)
+        terms.update(run.core.distiller.after_student_step())
+    return total, terms, lr
+
+
+def validate(run: Run, iteration: int, best: Optional[Dict[str, Any]]
+             ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Evaluate on ``val_split``, log it, keep ``best.pt`` when it improves; returns (metrics, best)."""
+    cfg = run.cfg
+    metrics = evaluate(run.core.student, run.val_set, run.device, cfg.eval_scales, cfg.eval_flip,
+                       cfg.max_val_samples, progress=False, amp_dtype=run.amp_dtype)
+    run.core.student.train()
+    if run.dist.is_main:
+        append_jsonl(run.run_dir / "log.jsonl", {"iteration": iteration, "eval": {k: metrics[k] for k in
+                                                                                  ("miou", "pixel_acc", "mean_acc")}})
+    if best is None or metrics["miou"] > best["miou"]:   # metrics are all-reduced: same on every rank
+        best = {**metrics, "iteration": iteration}
+        if run.dist.is_main:
+            _save_weights(run.run_dir / "best.pt", run.core.student, cfg, best)
+    return metrics, best
+
+
+def finish(run: Run, start: int, last_metrics: Optional[Dict[str, Any]], best: Dict[str, Any],
+           started: float) -> Dict[str, Any]:
+    """``final.pt``, both models on the reported split, ``per_class_iou.csv`` and ``metrics.json`` (last)."""
+    cfg, device, world, run_dir = run.cfg, run.device, run.dist.world_size, run.run_dir
     if start == cfg.iterations:  # resumed a run that had already finished its iterations
-        last_metrics = evaluate(core.student, val_set, device, cfg.eval_scales, cfg.eval_flip,
-                                cfg.max_val_samples, progress=False, amp_dtype=amp_dtype)
-    if dist_info.is_main:
-        _save_weights(run_dir / "final.pt", core.student, cfg, {k: v for k, v in last_metrics.items()})
+        last_metrics = evaluate(run.core.student, run.val_set, device, cfg.eval_scales, cfg.eval_flip,
+                                cfg.max_val_samples, progress=False, amp_dtype=run.amp_dtype)
+    if run.dist.is_main:
+        _save_weights(run_dir / "final.pt", run.core.student, cfg, dict(last_metrics))
     distributed.barrier()   # best.pt / final.pt are on disk for every rank
-    final_model, best_checkpoint = final_evaluation(cfg, core.student, last_metrics, best, run_dir, device,
-                                                    amp_dtype, data_opts)
+    final_model, best_checkpoint = final_evaluation(cfg, run.core.student, last_metrics, best, run_dir, device,
+                                                    run.amp_dtype, run.data_opts)
     reported = best_checkpoint if cfg.report_checkpoint == "best" else final_model
     result = {
         "miou": reported["miou"], "pixel_acc": reported["pixel_acc"],
@@ -335,7 +407,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
         "peak_memory_mb": round(peak_memory_mb(device), 1), "world_size": world, "device": str(device),
         "run_dir": str(run_dir),
     }
-    if dist_info.is_main:
+    if run.dist.is_main:
         write_per_class_csv(run_dir / "per_class_iou.csv", final_model["per_class_iou"],
                             best_checkpoint["per_class_iou"])
         write_json(run_dir / "metrics.json", result)  # written last: marks the run as finished
@@ -403,4 +475,6 @@ def _save_resumable(path: Path, core: StudentStep, optimizer: torch.optim.Optimi
                      "scaler": scaler.state_dict(), "rng": states if world > 1 else states[0], "best": best}, path)
 
 
-__all__ = ["train", "task_loss", "poly_lr", "build_optimizer", "load_teacher", "NonFiniteLossError", "StudentStep"]
+__all__ = ["train", "task_loss", "poly_lr", "build_optimizer", "load_teacher", "NonFiniteLossError", "StudentStep", "Run",
+           "build_run", "restore", "write_run_files", "make_loader", "train_step", "validate", "finish",
+           "final_evaluation"]

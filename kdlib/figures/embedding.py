@@ -1,7 +1,7 @@
 """t-SNE of pixel embeddings coloured by class (scikit-learn), for teacher / baseline / distilled students.
 
 * :func:`sample_pixel_indices` — the labelled pixels to embed: labels nearest-resized to the feature map
-  (as CIRKD resizes them, SPEC §3.3), ignore pixels dropped, classes balanced (every class gets the same
+  (as CIRKD resizes them, docs/reference.md §3.3), ignore pixels dropped, classes balanced (every class gets the same
   number of pixels, or all it has; what small classes leave is shared by the others), deterministic per seed.
   The same pixels are used for every model, so the panels are comparable.
 * :func:`tsne_embeddings` — one ``sklearn.manifold.TSNE`` (2-D, ``init="pca"``, fixed ``random_state``) per

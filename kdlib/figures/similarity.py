@@ -4,11 +4,11 @@ Pure functions (tensors in, tensors out):
 
 * :func:`anchor_similarity_maps` — cosine similarity of one anchor pixel of image a to every pixel of image b
   (b = a: "within image"; b another image: "across images"). This is one row of CIRKD's pixel-to-pixel
-  relation :math:`\\hat F_a \\hat F_b^\\top` (per-pixel L2 normalisation over channels, SPEC §3.3) before the
+  relation :math:`\\hat F_a \\hat F_b^\\top` (per-pixel L2 normalisation over channels, docs/reference.md §3.3) before the
   softmax; :func:`relation_matrix` is the whole matrix and :func:`relation_mad` the mean absolute difference
   between a teacher's and a student's relations (widths may differ: the relations are A x A for both).
 * :func:`afdcd_patch_similarity` — the similarity matrices of Af-DCD's contrast inside one N x N patch
-  (SPEC §3.4): after the same pooling / top-left crop / patching / channel grouping as
+  (docs/reference.md §3.4): after the same pooling / top-left crop / patching / channel grouping as
   :func:`kdlib.losses.afdcd.afdcd_omni_loss` (its helpers are reused), the full (N²M x N²M) matrix
   s(u_{n,g}, v_{m,k}) (``'l1'``: -||u - v||_1, official), its **spatial** part (N² x N², positions n, m with
   matched groups, averaged over the M groups) and its **channel** part (M x M, groups g, k at the same
@@ -145,7 +145,7 @@ class PatchSimilarity(NamedTuple):
 def afdcd_patch_similarity(s: Tensor, t: Tensor, groups: int = 16, patch: int = 4, pool: Optional[int] = 4,
                            similarity: str = "l1", patch_index: Optional[Tuple[int, int]] = (0, 0)
                            ) -> PatchSimilarity:
-    """Spatial and channel similarity matrices of one patch as Af-DCD's contrast sees them (SPEC §3.4).
+    """Spatial and channel similarity matrices of one patch as Af-DCD's contrast sees them (docs/reference.md §3.4).
 
     Pre-processing is the released loss's (helpers of :mod:`kdlib.losses.afdcd`): max-pool kernel = stride =
     ``pool`` (None / 0 / 1: none), keep the top-left multiple of ``patch``, cut ``patch`` x ``patch`` patches,

@@ -1,10 +1,10 @@
-"""Af-DCD (Fan et al., NeurIPS 2023) pure losses — SPEC §3.4, official ``losses/ocmgd.py``.
+"""Af-DCD (Fan et al., NeurIPS 2023) pure losses — docs/reference.md §3.4, official ``losses/ocmgd.py``.
 
 * :func:`afdcd_fd_loss` — masked feature reconstruction L_fd (the align conv, mask and generator are the
   caller's module: this function takes the generated map);
 * :func:`afdcd_omni_loss` — Omni-Contrasting (OC), exactly the released loss;
 * :func:`afdcd_spatial_loss`, :func:`afdcd_channel_loss` — Spatial / Channel Contrasting (SC / CC). These
-  were **never released**; their definitions here are kdlib's reading of the paper's description (SPEC §3.4
+  were **never released**; their definitions here are kdlib's reading of the paper's description (docs/reference.md §3.4
   candidate definitions), normalised like OC. See each docstring.
 
 Contrastive terms share one recipe: similarity ``s(u, v)`` between a student sample u (row) and teacher samples
@@ -283,7 +283,7 @@ def afdcd_spatial_loss(s: Tensor, t: Tensor, patch: int = 4, pool: Optional[int]
                        similarity: str = "l1", crop: str = "topleft") -> Tensor:
     r"""Spatial Contrasting (SC) — **not released by the authors; kdlib's definition**.
 
-    Definition (SPEC §3.4 candidate, from the paper's description and README figure: SC samples are
+    Definition (docs/reference.md §3.4 candidate, from the paper's description and README figure: SC samples are
     :math:`F_{i,j}`, positives the same absolute position, negatives the other positions of a local patch):
     pool and crop exactly as :func:`afdcd_omni_loss`; inside every non-overlapping N x N patch the samples are
     the full C-dim pixel vectors; for student pixel n the positive is the teacher vector at n and the negatives
@@ -313,7 +313,7 @@ def afdcd_channel_loss(s: Tensor, t: Tensor, groups: int = 16, pool: Optional[in
                        similarity: str = "l1") -> Tensor:
     r"""Channel Contrasting (CC) — **not released by the authors; kdlib's definition**.
 
-    Definition (SPEC §3.4 candidate, from the paper's description: CC samples are :math:`F_{i,j,k}`, channel
+    Definition (docs/reference.md §3.4 candidate, from the paper's description: CC samples are :math:`F_{i,j,k}`, channel
     partitions of one pixel): max-pool both maps with kernel = stride = ``pool`` (floor mode, as OC's official
     pooling; None = none; no patch, so no crop is needed); split the C channels of every pixel into M = ``groups``
     contiguous groups of C/M; for student group g of pixel (i, j) the positive is the teacher's group g of the

@@ -1,4 +1,4 @@
-"""CIRKD (Yang et al., CVPR 2022) pure losses — SPEC §3.3.
+"""CIRKD (Yang et al., CVPR 2022) pure losses — docs/reference.md §3.3.
 
 * :func:`cirkd_batch_p2p_loss` — mini-batch pixel-to-pixel relation distillation over all ordered image pairs
   of a relation group, as one batched computation;
@@ -281,7 +281,7 @@ def _last_write_wins(rows: Tensor, cols: Tensor, order: Tensor, n_cols: int) -> 
 def cirkd_enqueue(pixel_queue: Tensor, region_queue: Tensor, pixel_ptr: Tensor, region_ptr: Tensor,
                   t_emb_normalised: Tensor, labels_small: Tensor, pixel_choice: Tensor, ignore_index: int = -1,
                   pixels_per_class: int = 16, pixel_queue_bug: bool = False) -> None:
-    r"""Enqueue teacher embeddings into CIRKD's class-wise queues, in place (SPEC §3.3 (b)/(c)).
+    r"""Enqueue teacher embeddings into CIRKD's class-wise queues, in place (docs/reference.md §3.3 (b)/(c)).
 
     Semantics = the official per-image, per-class loop, processed in image order b = 0..B-1 (pass the
     all-gathered tensors under DDP), vectorised over images and classes:

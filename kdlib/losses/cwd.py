@@ -1,4 +1,4 @@
-"""Channel-wise distillation (CWD, Shu et al. ICCV 2021) as in the CIRKD repository — SPEC §3.5."""
+"""Channel-wise distillation (CWD, Shu et al. ICCV 2021) as in the CIRKD repository — docs/reference.md §3.5."""
 from __future__ import annotations
 
 from typing import Optional

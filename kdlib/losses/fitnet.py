@@ -1,4 +1,4 @@
-"""FitNet hint loss as in the CIRKD repository — SPEC §3.5."""
+"""FitNet hint loss as in the CIRKD repository — docs/reference.md §3.5."""
 from __future__ import annotations
 
 import torch.nn.functional as F

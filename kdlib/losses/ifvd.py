@@ -1,4 +1,4 @@
-"""Intra-class feature variation distillation (IFVD) as in the CIRKD repository — SPEC §3.5."""
+"""Intra-class feature variation distillation (IFVD) as in the CIRKD repository — docs/reference.md §3.5."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Pixel-wise logit knowledge distillation (KD) — SPEC §3.2, official CIRKD ``losses/kd.py``."""
+"""Pixel-wise logit knowledge distillation (KD) — docs/reference.md §3.2, official CIRKD ``losses/kd.py``."""
 from __future__ import annotations
 
 from torch import Tensor

@@ -1,6 +1,6 @@
 """Holistic adversarial distillation on logits, as used by the CIRKD repository's SKD / IFVD / CWD baselines.
 
-SPEC §3.5 ([C1] ``losses/adv.py``, ``utils/sagan.py``): a SAGAN-style discriminator D scores (B, K, h, w)
+docs/reference.md §3.5 ([C1] ``losses/adv.py``, ``utils/sagan.py``): a SAGAN-style discriminator D scores (B, K, h, w)
 logits; the student gets the generator term ``-mean(D(z^S))`` (weight 0.001 in the released scripts) and D is
 trained with the hinge loss
 
@@ -180,14 +180,14 @@ def _pad_to(x: Tensor, min_size: int) -> Tensor:
 
 
 class SAGANDiscriminator(nn.Module):
-    """The baselines' discriminator on (B, K, h, w) logits -> (B, 1, h', w') score map (SPEC §3.5).
+    """The baselines' discriminator on (B, K, h, w) logits -> (B, 1, h', w') score map (docs/reference.md §3.5).
 
     BatchNorm(K) input normalisation -> four spectral-norm 4x4 stride-2 pad-1 convs (K -> d -> 2d -> 4d -> 8d,
     d = ``conv_dim`` = 64), each followed by LeakyReLU(0.1), with a :class:`SelfAttention` after the 4d and 8d
     stages -> final plain 4x4 valid conv (8d -> 1). Spectral norm: one power iteration per forward (see
     ``spectral_norm`` below).
 
-    Size safety (SPEC §6 item 22): the official layout needs h, w >= 64 (its last 4x4 valid conv fails on the
+    Size safety (docs/reference.md §6 item 22): the official layout needs h, w >= 64 (its last 4x4 valid conv fails on the
     2x2 map of CamVid's 45x45 logits). With ``size_safe=True`` (default) every conv input smaller than the
     conv needs (2 for the strided convs, 4 for the final one) is zero-padded up to that size; for maps large
     enough (logits >= 64x64, e.g. 64x128 -> score map 1x5) nothing is padded and the result is exactly the

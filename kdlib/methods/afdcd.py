@@ -1,4 +1,4 @@
-"""Af-DCD: augmentation-free dense contrastive distillation (Fan et al., NeurIPS 2023) — SPEC §2.6, §3.4."""
+"""Af-DCD: augmentation-free dense contrastive distillation (Fan et al., NeurIPS 2023) — docs/reference.md §2.6, §3.4."""
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
@@ -16,7 +16,7 @@ from kdlib.registry import METHODS
 
 _FEATURE_TERMS = ("fd", "ctr", "sc", "cc")
 
-# Per-dataset (lambda_kd, lambda_fd, lambda_ctr) of the official scripts (SPEC §3.4); the argparse defaults
+# Per-dataset (lambda_kd, lambda_fd, lambda_ctr) of the official scripts (docs/reference.md §3.4); the argparse defaults
 # for any other dataset.
 _LAMBDAS = {
     "cityscapes": (1.0, 2e-6, 0.005),
@@ -73,7 +73,7 @@ class AfDCD(DistillLoss):
     mask: ``rand_mask=True``: u ~ U(0, 1) per position (shared by channels), m = 0 where u > 1 - ``mask_ratio``
     (so ~75% of positions zeroed); ``rand_mask=False``: the official deterministic mask zeroing the central
     block rows [h//3, 2h//3) x cols [w//3, 2w//3) (``mask_ratio`` unused). ``projector``: conv3x3 -> ReLU ->
-    conv3x3 at C_t (``enhance_projector=True``: the two-branch enhanced version, SPEC §2.6).
+    conv3x3 at C_t (``enhance_projector=True``: the two-branch enhanced version, docs/reference.md §2.6).
 
     Terms:
 

@@ -1,4 +1,4 @@
-"""CIRKD: cross-image relational knowledge distillation (Yang et al., CVPR 2022) — SPEC §2.6, §3.3."""
+"""CIRKD: cross-image relational knowledge distillation (Yang et al., CVPR 2022) — docs/reference.md §2.6, §3.3."""
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple

@@ -1,4 +1,4 @@
-"""Logit knowledge distillation (Hinton et al.), pixel-wise on the 1/8-resolution logits (SPEC §3.2)."""
+"""Logit knowledge distillation (Hinton et al.), pixel-wise on the 1/8-resolution logits (docs/reference.md §3.2)."""
 from __future__ import annotations
 
 from typing import Dict, Iterable

@@ -1,4 +1,4 @@
-"""Structured knowledge distillation (SKD) as released in the CIRKD repository — SPEC §3.5."""
+"""Structured knowledge distillation (SKD) as released in the CIRKD repository — docs/reference.md §3.5."""
 from __future__ import annotations
 
 from typing import Dict, Iterable, Sequence
@@ -23,7 +23,7 @@ class SKD(AdversarialDistillLoss):
       (B, C_t, h, w): 2x2 max-pool (ceil), per-node L2 normalisation, Gram matrices G = F^T F (B, N, N),
       :math:`\frac{1}{B N^2}\sum (G^S - G^T)^2`.
     * ``adv`` — holistic term ``-mean(D(z^S))``. When (and only when) its weight is non-zero the module owns
-      the SAGAN discriminator D of SPEC §3.5 (spectral-norm convs, self-attention, size-safe final layer)
+      the SAGAN discriminator D of docs/reference.md §3.5 (spectral-norm convs, self-attention, size-safe final layer)
       and D's Adam (lr ``d_lr``, betas ``d_betas``). D is excluded from the student's SGD
       (:meth:`separately_optimized_parameters`) and trained with the hinge loss
       ``d_loss_weight * (mean ReLU(1 - D(z^T)) + mean ReLU(1 + D(z^S)))`` on the detached logits of the

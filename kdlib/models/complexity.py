@@ -1,6 +1,6 @@
 """Parameter count, the papers' FLOPs and the true multiply-adds of a model, without a real forward.
 
-What is counted (SPEC.md §2.7, the official ``utils/flops.py`` rule):
+What is counted (docs/reference.md §2.7, the official ``utils/flops.py`` rule):
 
 - ``params``: number of elements of every parameter of the model as built (ResNet models include the
   auxiliary head, as the papers' counts do; distillation modules are not part of the model).

@@ -1,4 +1,4 @@
-"""Segmentation heads of the CVPR-era official models (SPEC.md §2.3, §2.4).
+"""Segmentation heads of the CVPR-era official models (docs/reference.md §2.3, §2.4).
 
 Every head maps c4 to ``(logits, feature)`` where ``feature`` is the tensor right before the 1x1
 classifier, taken after the head's Dropout(0.1) (so it carries dropout noise in train mode, as in the

@@ -1,6 +1,6 @@
 """Dilated MobileNetV2 (width 1.0 feature stack, no final 1x1->1280 conv), output stride 8.
 
-SPEC.md §2.2: stem conv3x3 s2 (3->32) BN ReLU6, then inverted residuals (t, c, n, s):
+docs/reference.md §2.2: stem conv3x3 s2 (3->32) BN ReLU6, then inverted residuals (t, c, n, s):
 (1,16,1,1) (6,24,2,2) (6,32,3,2) (6,64,4,2) (6,96,3,1) (6,160,3,2) (6,320,1,1) -> 320 channels.
 Output-stride-8 conversion (the official post-hoc "no-stride dilate" rule, applied here at build time):
 blocks 7..13 use dilate 2, blocks 14..17 dilate 4; a 3x3 conv that had stride 2 gets stride 1 and

@@ -1,6 +1,6 @@
 """Deep-stem dilated ResNet ("v1s"), output stride 8: the backbone of the R18 and R101 models.
 
-Architecture (SPEC.md §2.1, CVPR-era official CIRKD code):
+Architecture (docs/reference.md §2.1, CVPR-era official CIRKD code):
 - stem: conv3x3(3->64, s2) BN ReLU, conv3x3(64->64) BN ReLU, conv3x3(64->128) BN ReLU, maxpool 3x3 s2.
   The stem emits 128 channels, so ResNet-18's first block has a 1x1 projection shortcut.
 - layer1 (64, s1), layer2 (128, s2), layer3 (256, s1, dilation 2), layer4 (512, s1, dilation 4).

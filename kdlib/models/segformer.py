@@ -1,7 +1,7 @@
-"""SegFormer: Mix Transformer (MiT) encoder + all-MLP decoder, as in the CIRKD repository (SPEC.md §2.8).
+"""SegFormer: Mix Transformer (MiT) encoder + all-MLP decoder, as in the CIRKD repository (docs/reference.md §2.8).
 
 Used only for the transformer pair of the CIRKD README (teacher MiT-B4, student MiT-B0, Cityscapes val) and
-Af-DCD's transformer claims. Written from the facts in SPEC §2.8 in plain torch (no timm / mmcv).
+Af-DCD's transformer claims. Written from the facts in docs/reference.md §2.8 in plain torch (no timm / mmcv).
 
 Architecture (``segformer_mit_b0`` / ``segformer_mit_b4``):
 
@@ -56,7 +56,7 @@ Weights: the module names follow the official files below ``backbone.`` (encoder
 Init as the official code: Linear trunc-normal(0.02) with zero bias, LayerNorm (1, 0), conv normal(0,
 sqrt(2 / fan_out)) with zero bias (fan_out = k*k*C_out / groups), BatchNorm PyTorch defaults. The MiT
 ImageNet weights expect RGB input normalised by the ImageNet mean / std, but the CIRKD loaders (and kdlib's)
-feed BGR mean-subtracted images (SPEC §4); the official SegFormer runs had the same mismatch.
+feed BGR mean-subtracted images (docs/reference.md §4); the official SegFormer runs had the same mismatch.
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ DROP_PATH_RATE = 0.1
 SR_RATIOS = (8, 4, 2, 1)
 MLP_RATIO = 4
 
-# name -> (dims, depths, heads, decoder dim) at width 1.0 (SPEC §2.8)
+# name -> (dims, depths, heads, decoder dim) at width 1.0 (docs/reference.md §2.8)
 MIT_SETTINGS = {
     "segformer_mit_b0": ((32, 64, 160, 256), (2, 2, 2, 2), (1, 2, 5, 8), 256),
     "segformer_mit_b4": ((64, 128, 320, 512), (3, 8, 27, 3), (1, 2, 5, 8), 768),

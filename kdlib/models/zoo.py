@@ -1,4 +1,4 @@
-"""The four models of the papers, registered by name (SPEC.md §2).
+"""The four models of the papers, registered by name (docs/reference.md §2).
 
 | name | backbone | head width | aux head |
 | --- | --- | --- | --- |

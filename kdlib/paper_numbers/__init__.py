@@ -1,7 +1,7 @@
 """Numbers reported by the papers, kept as data (CSV files beside this module).
 
-Every value is typed from ``shared/reference/SPEC.md`` §1 (with the provenance tag SPEC gives it); nothing
-is computed or guessed. Numbers SPEC marks as not extracted or UNCONFIRMED-without-a-value are absent:
+Every value is typed from docs/reference.md §1 (with the provenance tag given there); nothing
+is computed or guessed. Numbers that page marks as not extracted or UNCONFIRMED-without-a-value are absent:
 CIRKD Figures 3 / 6 / 7 (plots only), Af-DCD Table 3(a)(b) and Table 4 ablations, its hyper-parameter
 sweeps and its transformer results (existence known, numbers not retrievable).
 
@@ -27,10 +27,10 @@ Columns (``RESULT_COLUMNS``):
 ``metric``   ``miou`` (%), ``miou_gain`` (percentage points over the student trained alone),
              ``gpu_memory_gb`` (GB), ``train_time_h`` (hours).
 ``value``    the reported number, as printed (``paper_table`` returns it as float).
-``source``   SPEC provenance tag: ``[S1]`` CIRKD slides reproducing the paper tables, ``[C1] README``
+``source``   provenance tag (docs/reference.md §0): ``[S1]`` CIRKD slides reproducing the paper tables, ``[C1] README``
              CIRKD repository README, ``[A] README`` Af-DCD repository README, ``[3P] abstract`` /
              ``[3P] summary`` third-party pages.
-``note``     footnotes and SPEC's markers (``teacher``, ``UNCONFIRMED``, copy errors, deductions).
+``note``     footnotes and the reference's markers (``teacher``, ``UNCONFIRMED``, copy errors, deductions).
 
 A row is identified by ``(paper, table, dataset, split, teacher, student, method, variant, metric)``.
 
@@ -40,7 +40,7 @@ Files
                   without ImageNet init, MBV2, PSPNet-R18) × {none, skd, ifvd, cwd, cirkd}. 42 numbers.
 ``cirkd_table2``  CIRKD Table 2, CamVid test (233 images): teacher, R18 and PSPNet-R18 × 5 methods. 11.
 ``cirkd_table3``  CIRKD Table 3, Pascal VOC val: teacher, R18 and PSPNet-R18 × 5 methods. 11.
-``cirkd_table4``  CIRKD Table 4, loss-term ablation, Cityscapes val, R101 → MBV2 (student deduced by SPEC). 7.
+``cirkd_table4``  CIRKD Table 4, loss-term ablation, Cityscapes val, R101 → MBV2 (student deduced in docs/reference.md §1.1). 7.
 ``cirkd_readme``  CIRKD repository README (not in the CVPR paper): ADE20K and COCO-Stuff-164K (teacher, R18,
                   R18+CIRKD), DSD baseline rows for R18 / MBV2, SegFormer MiT-B4 → MiT-B0 on Cityscapes. 15.
 ``afdcd_cityscapes``  Af-DCD main table, Cityscapes val: MBV2 and R18 rows incl. MasKD's reported number
@@ -48,7 +48,7 @@ Files
 ``afdcd_ade20k``, ``afdcd_coco_stuff``  Af-DCD main tables with the "KD" rows (source UNCONFIRMED). 5 each.
 ``afdcd_voc``, ``afdcd_camvid``  Af-DCD main tables, R18 and PSPNet-R18. 13 each.
 ``afdcd_abstract``  Af-DCD abstract: 77.03 / 76.38 and the five per-dataset gains (students deduced by
-                  SPEC's arithmetic). 7.
+                  the arithmetic of docs/reference.md §1.2). 7.
 ``afdcd_table5``  Af-DCD Table 5, training efficiency vs CIRKD (GPU memory, training time; pair UNCONFIRMED). 4.
 
 Non-Af-DCD numbers in the ``afdcd_*`` tables repeat CIRKD's (``note`` says "copied by Af-DCD from CIRKD").
@@ -56,7 +56,7 @@ Non-Af-DCD numbers in the ``afdcd_*`` tables repeat CIRKD's (``note`` says "copi
 Other files
 -----------
 ``complexity``  Params / FLOPs of CIRKD Tables 1-3 (FLOPs are the papers' multiply-accumulate counts;
-``reproducible=no`` marks the VOC Table 3 FLOPs, which no input size reproduces, SPEC.md §2.7). Its own
+``reproducible=no`` marks the VOC Table 3 FLOPs, which no input size reproduces, docs/reference.md §2.7). Its own
 wide schema: ``table, dataset, height, width, num_classes, model, params_M, flops_G, reproducible``.
 """
 from __future__ import annotations

@@ -46,7 +46,7 @@ class SweepSpec:
 
 
 _CIRKD_FIG = "CIRKD Fig. {}: values of the plot not extracted (UNCONFIRMED); the code's default is {}."
-_AFDCD_NOTE = "Af-DCD hyper-parameter ablation; the paper's values are UNCONFIRMED (SPEC 1.2); code default {}."
+_AFDCD_NOTE = "Af-DCD hyper-parameter ablation; the paper's values are UNCONFIRMED (docs/reference.md §1.2); code default {}."
 
 # CIRKD's ablation student is presumably the Table 4 one (DeepLabV3-MBV2; UNCONFIRMED); Af-DCD's the R18.
 SWEEPS: Dict[str, SweepSpec] = {

@@ -41,7 +41,7 @@ ABLATIONS: Dict[str, AblationSpec] = {
          "ce+kd+batch_p2p+memory_p2p+memory_p2r"),
         "CIRKD Table 4: loss terms, Cityscapes val mIoU", paper_csv="cirkd_table4"),
     # Af-DCD Table 3(a)(b): L_fd / L_Af-DCD alone and together, then SC / CC / SC+CC / OC (= ctr). Its numbers
-    # are UNCONFIRMED (SPEC §1.2) and absent from kdlib.paper_numbers: ours only.
+    # are UNCONFIRMED (docs/reference.md §1.2) and absent from kdlib.paper_numbers: ours only.
     "afdcd_loss_terms": AblationSpec(
         "afdcd", "deeplabv3_resnet18",
         ("ce", "ce+kd", "ce+kd+fd", "ce+kd+ctr", "ce+kd+fd+sc", "ce+kd+fd+cc", "ce+kd+fd+sc+cc", "ce+kd+fd+ctr"),

@@ -158,7 +158,7 @@ def queue_memory_mb(num_classes: int, queue_size: int, dim: int, bytes_per_value
     """Memory of a class-wise queue of ``queue_size`` ``dim``-d embeddings per class, in MB (2**20 bytes).
 
     CIRKD's pixel queue is (K, N_p, d) fp32: Cityscapes K = 19, N_p = 20000, d = 256 → 389,120,000 bytes =
-    371.1 MB (SPEC §3.3: ≈ 0.39 GB decimal).
+    371.1 MB (docs/reference.md §3.3: ≈ 0.39 GB decimal).
     """
     for what, number in (("num_classes", num_classes), ("queue_size", queue_size), ("dim", dim),
                          ("bytes_per_value", bytes_per_value)):
