@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 # bad input and a diverged run (NaN / Inf loss) are reported as one line; anything else is a bug: traceback
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, KeyError, FileExistsError, NotADirectoryError, FloatingPointError)
@@ -211,14 +211,8 @@ def _parse_size(text: str) -> Tuple[int, int]:
     return h, w
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="kdlib",
-        description="Knowledge distillation for semantic segmentation (CIRKD, Af-DCD and baselines).",
-        epilog="Run 'kdlib <command> --help' for the options of a command.")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
-    sub = parser.add_subparsers(dest="command", metavar="command")
-
+def _add_info(sub: Any) -> None:
+    """``kdlib info``: params / FLOPs of every model."""
     info = sub.add_parser(
         "info", help="params / FLOPs / true multiply-adds of every model at the papers' input sizes",
         description="Print params, the papers' FLOPs (official counting rule) and true multiply-adds of "
@@ -229,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--num-classes", type=int, default=19, help="classes when --size is given (default 19)")
     info.set_defaults(func=_cmd_info)
 
+
+def _add_train(sub: Any) -> None:
+    """``kdlib train``: one run, resolved from a preset and overrides."""
     from kdlib.engine.config import TrainConfig
     from kdlib.engine.recipes import PRESETS
 
@@ -254,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     train.set_defaults(func=_cmd_train)
 
+
+def _add_eval(sub: Any) -> None:
+    """``kdlib eval``: a checkpoint on a dataset split."""
     ev = sub.add_parser(
         "eval", help="evaluate a checkpoint (kdlib or official) on a dataset split",
         description="Whole-image evaluation as in the papers: dataset-level confusion matrix, mIoU = mean "
@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output", help="also write the metrics as JSON to this file")
     ev.set_defaults(func=_cmd_eval)
 
+
+def _add_quick(sub: Any) -> None:
+    """``kdlib quick``: the main job."""
     quick = sub.add_parser(
         "quick", help="the quick study: teacher, baseline and KD student on the built-in data (minutes on CPU)",
         description="Generate the built-in data if missing, train a small teacher, a baseline student and "
@@ -287,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--quiet", action="store_true", help="no progress output")
     quick.set_defaults(func=_cmd_quick)
 
+
+def _add_grid(sub: Any) -> None:
+    """``kdlib grid``: a notebook over a grid of parameters (papermill)."""
     grid = sub.add_parser(
         "grid", help="run a parameterised notebook over a grid of values and seeds (papermill)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -320,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--quiet", action="store_true", help="no progress bar")
     grid.set_defaults(func=_cmd_grid)
 
+
+def _add_plan(sub: Any) -> None:
+    """``kdlib plan``: the runs a notebook would make."""
     plan = sub.add_parser(
         "plan", help="list every training run a notebook would make, resolved and checked; trains nothing",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -342,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "(iterations x S x nproc_per_node)")
     plan.set_defaults(func=_cmd_plan)
 
+
+def _add_proxy(sub: Any) -> None:
+    """``kdlib proxy``: the proxy study."""
     proxy = sub.add_parser(
         "proxy", help="the proxy study: every table and ablation of both papers on the built-in data (hours)",
         description="Train the proxy teacher (DeepLabV3-R101, once), then run every table, ablation and figure "
@@ -365,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--quiet", action="store_true", help="no progress output")
     proxy.set_defaults(func=_cmd_proxy)
 
+
+def _add_data(sub: Any) -> None:
+    """``kdlib data``: generate / draw / verify datasets."""
     data = sub.add_parser("data", help="generate the built-in dataset, plot samples, or verify a dataset",
                           description="Dataset utilities.")
     data_sub = data.add_subparsers(dest="data_command", metavar="action", required=True)
@@ -408,6 +423,24 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("root", help="dataset root in its official layout")
     ver.add_argument("--split", default="val", help="split to check (default val)")
     data.set_defaults(func=_cmd_data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kdlib",
+        description="Knowledge distillation for semantic segmentation (CIRKD, Af-DCD and baselines).",
+        epilog="Run 'kdlib <command> --help' for the options of a command.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+
+    _add_info(sub)
+    _add_train(sub)
+    _add_eval(sub)
+    _add_quick(sub)
+    _add_grid(sub)
+    _add_plan(sub)
+    _add_proxy(sub)
+    _add_data(sub)
     return parser
 
 
