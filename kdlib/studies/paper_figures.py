@@ -52,6 +52,23 @@ def trained_runs(preset: str, student: str, methods: Sequence[str], seed: int, r
             for m in methods}
 
 
+def _students_and_teacher(preset: str, student: str, methods: Sequence[str], seed: int, runs_root: PathLike,
+                          common: Mapping[str, Any], run_dirs: Optional[Mapping[str, PathLike]],
+                          teacher_checkpoint: PathLike, device: Union[str, torch.device], progress: bool
+                          ) -> Tuple[Dict[str, Path], Dict[str, Any], Any, Any]:
+    """The run folders and loaded students of ``methods`` (trained or reused), the baseline run's evaluation
+    data and the teacher (a kdlib run or an official file: the preset gives its name and width)."""
+    from kdlib.engine.config import resolve_config
+
+    runs = trained_runs(preset, student, methods, seed, runs_root, common, run_dirs, progress=progress)
+    loaded = {m: load_model(path, device) for m, path in runs.items()}
+    dataset = eval_dataset(loaded["none"].config)
+    cfg = resolve_config(preset, dict(common))
+    teacher = load_model(teacher_checkpoint, device, model_name=cfg.teacher, num_classes=dataset.num_classes,
+                         width=cfg.teacher_width)
+    return runs, loaded, dataset, teacher
+
+
 def make_qualitative_figure(preset: str, student: str, methods: Sequence[str], seed: int, num_samples: int,
                             runs_root: Union[str, os.PathLike], figures_dir: Union[str, os.PathLike],
                             common: Optional[Mapping[str, Any]] = None,
@@ -115,17 +132,12 @@ def make_similarity_figures(preset: str, student: str, distilled_method: str, se
        all patches of those images; scale-free since widths differ). Reported, not asserted.
     """
     from kdlib.studies.notebook import save_metrics
-    from kdlib.engine.config import resolve_config
     from kdlib.methods.afdcd import AfDCD
 
     common = dict(common or {})
     methods = list(dict.fromkeys(["none", distilled_method, afdcd_method]))
-    runs = trained_runs(preset, student, methods, seed, runs_root, common, run_dirs, progress=progress)
-    loaded = {m: load_model(path, device) for m, path in runs.items()}
-    dataset = eval_dataset(loaded["none"].config)
-    cfg = resolve_config(preset, common)   # the teacher's name / width, needed for an official state dict
-    teacher = load_model(teacher_checkpoint, device, model_name=cfg.teacher, num_classes=dataset.num_classes,
-                         width=cfg.teacher_width)
+    runs, loaded, dataset, teacher = _students_and_teacher(preset, student, methods, seed, runs_root, common,
+                                                           run_dirs, teacher_checkpoint, device, progress)
     models = {"teacher": teacher, **loaded}
     names = {"teacher": "teacher", **{m: f"{method_label(m)} student" for m in methods}}
 
@@ -220,16 +232,11 @@ def make_tsne_figure(preset: str, student: str, distilled_method: str, seed: int
     cosine silhouette score of the embedded pixels by class).
     """
     from kdlib.studies.notebook import save_metrics
-    from kdlib.engine.config import resolve_config
 
     common = dict(common or {})
     methods = list(dict.fromkeys(["none", distilled_method]))
-    runs = trained_runs(preset, student, methods, seed, runs_root, common, run_dirs, progress=progress)
-    loaded = {m: load_model(path, device) for m, path in runs.items()}
-    dataset = eval_dataset(loaded["none"].config)
-    cfg = resolve_config(preset, common)   # the teacher's name / width, needed for an official state dict
-    teacher = load_model(teacher_checkpoint, device, model_name=cfg.teacher, num_classes=dataset.num_classes,
-                         width=cfg.teacher_width)
+    runs, loaded, dataset, teacher = _students_and_teacher(preset, student, methods, seed, runs_root, common,
+                                                           run_dirs, teacher_checkpoint, device, progress)
     images, labels, _ = load_samples(dataset, list(range(min(int(num_images), len(dataset)))))
     models = {"teacher": teacher, **{f"{method_label(m)} student": loaded[m] for m in methods}}
     features = {name: extract_outputs(m.model, images).feature for name, m in models.items()}
