@@ -95,18 +95,18 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
         print(f"proxy: tables written to {write_report(STEPS)}")
         return 0
     if args.verify:
-        from kdlib.studies.proxy import verify_runs
+        from kdlib.engine.rundir import machine
+        from kdlib.studies.proxy import committed_machine, verification_verdict, verify_runs
 
         checked = verify_runs()
         if checked.empty:
             print("proxy: no run of results/proxy/**/runs.csv is present under runs/proxy here; train some first, "
                   "e.g. `kdlib proxy cirkd_table4` (the teacher first, ~30 min on 2 cores)")
             return 1
-        bad = checked[~checked["match"]]
-        print(f"proxy: {len(checked) - len(bad)} of {len(checked)} local run(s) reproduce the committed mIoU exactly")
-        for row in bad.itertuples(index=False):
-            print(f"  MISMATCH {row.run_dir}: committed {row.committed:.4f}, here {row.local:.4f}")
-        return 1 if len(bad) else 0
+        recorded = committed_machine()
+        passed, lines = verification_verdict(checked, recorded.get("kind") if recorded else None, machine()["kind"])
+        print("\n".join(lines))
+        return 0 if passed else 1
     records = run_proxy(args.steps or None, jobs=args.jobs, dry_run=args.dry_run, progress=not args.quiet,
                         train_teacher=args.train_teacher)
     failed = sum(int(r.get("failed", 0)) for r in records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -149,3 +150,44 @@ def test_gains_vs_all_papers_has_one_column_per_paper_table(tmp_path):
     assert wide.loc[("r18", "CWD"), "CIRKD VOC"] == pytest.approx(0.8)
     assert wide.loc[("r18", "CWD"), "gain"] == pytest.approx(3.0)
     assert "CIRKD CamVid" not in wide.columns
+
+
+def _checked(committed, local, spread):
+    return pd.DataFrame({"step": "s", "run_dir": [f"r{i}" for i in range(len(local))], "committed": committed,
+                         "local": local, "match": [abs(a - b) < 1e-7 for a, b in zip(committed, local)],
+                         "spread": spread,
+                         "within_spread": [abs(a - b) <= s for a, b, s in zip(committed, local, spread)]})
+
+
+def test_verification_is_exact_on_the_same_machine_kind_and_within_the_seed_spread_elsewhere():
+    from kdlib.studies.proxy import verification_verdict
+
+    # synthetic numbers: run 0 exact, run 1 off by 0.3 pp inside a 0.5 pp spread, run 2 off by 0.8 pp
+    checked = _checked([31.0, 32.0, 33.0], [31.0, 32.3, 33.0], [0.5, 0.5, 0.5])
+    ok, lines = verification_verdict(checked, "AMD EPYC / AVX512", "AMD EPYC / AVX512")
+    assert not ok and "must match exactly" in lines[0] and "MISMATCH r1" in lines[1]
+    ok, lines = verification_verdict(checked, "AMD EPYC / AVX512", "Intel Xeon / AVX2")
+    assert ok and "inside the committed seed spread" in lines[0] and "(2 reproduce exactly)" in lines[0]
+    far = _checked([31.0, 32.0], [31.0, 32.8], [0.5, 0.5])
+    ok, lines = verification_verdict(far, None, "Intel Xeon / AVX2")
+    assert not ok and "not recorded" in lines[0] and "OUTSIDE r1" in lines[1]
+    ok, _ = verification_verdict(_checked([31.0], [31.0], [0.5]), "AMD EPYC / AVX512", "AMD EPYC / AVX512")
+    assert ok
+
+
+def test_verify_runs_measures_the_committed_seed_spread(tmp_path):
+    import json
+
+    runs = pd.DataFrame({"student": "r18", "method": ["none"] * 3 + ["kd"], "seed": [0, 1, 2, 0],
+                         "miou": [0.30, 0.32, 0.31, 0.33]})
+    runs["run_dir"] = [str(tmp_path / "runs" / f"student-r18_method-{m}_seed-{s}")
+                       for m, s in zip(runs["method"], runs["seed"])]
+    _write_step(tmp_path / "results", "cirkd_table1", runs, pd.DataFrame({"student": [], "method": []}))
+    for run_dir, local in ((runs["run_dir"][1], 0.325), (runs["run_dir"][3], 0.34)):
+        Path(run_dir).mkdir(parents=True)
+        (Path(run_dir) / "metrics.json").write_text(json.dumps({"miou": local}))
+    checked = verify_runs(tmp_path / "results").set_index("run_dir")
+    none1, kd0 = checked.loc[runs["run_dir"][1]], checked.loc[runs["run_dir"][3]]
+    assert none1["spread"] == pytest.approx(2.0) and bool(none1["within_spread"]) and not bool(none1["match"])
+    # kd has one seed: the median range of the multi-seed configurations (2.0 pp); 1.0 pp off is inside
+    assert kd0["spread"] == pytest.approx(2.0) and bool(kd0["within_spread"])

@@ -383,9 +383,9 @@ def verify(dataset: SegmentationDataset, limit: Optional[int] = None, progress: 
     problems: List[str] = []
     indices: Any = range(n)
     if progress:
-        from tqdm import tqdm
+        from kdlib.progress import progress_bar
 
-        indices = tqdm(indices, desc=f"verify {dataset.name}/{dataset.split}")
+        indices = progress_bar(indices, desc=f"verify {dataset.name}/{dataset.split}")
     for i in indices:
         image_path, label_path = dataset.files[i]
         try:

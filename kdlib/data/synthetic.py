@@ -196,7 +196,7 @@ _CHUNK = 16
 
 
 def _write_all(out: Path, p: GenerationParams, progress: bool, workers: int) -> Dict[str, np.ndarray]:
-    from tqdm.auto import tqdm
+    from kdlib.progress import progress_bar
 
     tasks = []
     for split in SPLITS:
@@ -206,7 +206,8 @@ def _write_all(out: Path, p: GenerationParams, progress: bool, workers: int) -> 
         tasks += [(str(out), split, list(range(s, min(s + _CHUNK, n))), p) for s in range(0, n, _CHUNK)]
     hists = {split: np.zeros(NUM_CLASSES + 1, np.int64) for split in SPLITS}
     total = sum(p.count(s) for s in SPLITS)
-    with tqdm(total=total, desc=f"synthetic_streets {p.height}x{p.width}", unit="img", disable=not progress) as bar:
+    with progress_bar(total=total, desc=f"synthetic_streets {p.height}x{p.width}", unit="img",
+                      disable=not progress) as bar:
         if workers <= 1:
             for t in tasks:
                 hists[t[1]] += _render_and_write(t)

@@ -16,9 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from kdlib import distributed
+from kdlib.progress import progress_bar
 
 EPS = 2.220446049250313e-16
 
@@ -86,7 +86,7 @@ def evaluate(model: nn.Module, dataset, device: torch.device | str = "cpu", scal
     conf = torch.zeros(k, k, dtype=torch.int64, device=device)
     n = len(dataset) if max_samples is None else min(len(dataset), max_samples)
     indices: List[int] = list(range(distributed.rank(), n, distributed.world_size()))
-    bar = tqdm(indices, desc="eval", leave=False, disable=not progress or distributed.rank() != 0)
+    bar = progress_bar(indices, desc="eval", leave=False, disable=not progress or distributed.rank() != 0)
     for i in bar:
         image, label = dataset[i]
         image = image.unsqueeze(0).to(device)

@@ -77,6 +77,37 @@ def package_versions(names: tuple = ("torchvision", "pillow", "pandas", "pyyaml"
     return versions
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere; ``unknown``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def onednn_version() -> Optional[str]:
+    """The oneDNN (MKL-DNN) version torch was built with, as its build configuration states it."""
+    import re
+
+    match = re.search(r"MKL-DNN v([0-9][0-9.]*)", torch.__config__.show())
+    return match.group(1) if match else None
+
+
+def machine() -> Dict[str, Any]:
+    """What decides a CPU run's exact numbers beyond the code and the seed: the CPU, the instruction set torch's
+    kernels use (its CPU capability, e.g. AVX2 / AVX512), the threads, torch and oneDNN. Two machines with the
+    same ``kind`` (CPU model and capability) give the same numbers; others differ in the last bits, which a
+    thousand steps turn into differences within the seed noise."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    model = cpu_model()
+    return {"kind": f"{model} / {capability}", "cpu_model": model, "cpu_capability": capability,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "onednn": onednn_version(), "machine": platform.machine()}
+
+
 def environment(seed: int, device: torch.device, world_size: int) -> Dict[str, Any]:
     """What a run needs to be reproduced: commit, seed, device, package versions, command."""
     import numpy
@@ -90,7 +121,7 @@ def environment(seed: int, device: torch.device, world_size: int) -> Dict[str, A
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu_threads": torch.get_num_threads(), "command": " ".join(sys.argv),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "packages": package_versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "packages": package_versions(), "machine": machine(),
     }
 
 

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from kdlib import distributed
+from kdlib.progress import progress_bar
 from kdlib.engine.checkpoint import (CHECKPOINT_FORMAT, atomic_save, load_checkpoint, load_segmentation_model,
                                      rng_state, set_rng_state)
 from kdlib.engine.config import NO_IMAGENET, TrainConfig
@@ -186,8 +186,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     write_run_files(run, start)
     loader = make_loader(run, start)
     started = time.time()
-    bar = tqdm(total=cfg.iterations, initial=start, desc=f"train {cfg.method}", disable=not (progress and
-               run.dist.is_main), dynamic_ncols=True)
+    bar = progress_bar(total=cfg.iterations, initial=start, desc=f"train {cfg.method}",
+                       disable=not (progress and run.dist.is_main))
     run.step_module.train()
     iteration, last_metrics = start, None
     for images, labels in loader:

@@ -199,7 +199,7 @@ def compare_cost(preset: str, student: str, methods: Sequence[str] = ("cirkd", "
     from kdlib.engine.preflight import imagenet_path
     from kdlib.engine.config import resolve_config
     from kdlib.registry import METHODS
-    from tqdm.auto import tqdm
+    from kdlib.progress import progress_bar
 
     methods = list(dict.fromkeys(str(m) for m in methods))
     if not methods:
@@ -215,7 +215,7 @@ def compare_cost(preset: str, student: str, methods: Sequence[str] = ("cirkd", "
     dataset = resolve_config(preset, {**common, "student": student}).dataset
     rows: List[Dict[str, Any]] = []
     cells = [(m, s) for m in methods for s in seeds]
-    for method, seed in tqdm(cells, desc="cost", disable=not progress):
+    for method, seed in progress_bar(cells, desc="cost", disable=not progress):
         columns = {"student": student, "method": method, "seed": seed}
         overrides = {**common, "student": student, "method": method, "seed": seed}
         if method == "none":

@@ -33,9 +33,9 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 
 import pandas as pd
 import yaml
-from tqdm.auto import tqdm
 
 from kdlib import atomic
+from kdlib.progress import progress_bar
 from kdlib.studies.notebook_source import check_parameters, notebook_parameters, read_notebook
 
 DONE_FILE = "done.json"
@@ -241,7 +241,7 @@ def _run_local(notebook: Path, todo: List[Tuple[Dict[str, Any], Path]], jobs: in
                kernel_name: str) -> List[CellResult]:
     threads = kernel_threads(min(jobs, len(todo)))
     out = []
-    bar = tqdm(total=len(todo), desc=f"grid {notebook.stem}", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), desc=f"grid {notebook.stem}", disable=not progress)
     with _kernel_threads_env(threads), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(run_cell, notebook, cell, cell_dir, kernel_name) for cell, cell_dir in todo]
         for future in as_completed(futures):  # kernels are processes: threads suffice to wait for them

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pandas as pd
-from tqdm.auto import tqdm
 
+from kdlib.progress import progress_bar
 from kdlib.studies.grid import run_id
 
 
@@ -56,7 +56,7 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
     cells = [(dict(cfg), dict(name), int(seed)) for cfg, name in zip(configs, names) for seed in seeds]
     from kdlib.studies.plan import active_plan
 
-    for cfg, name, seed in tqdm(cells, desc="study", disable=not progress or active_plan() is not None):
+    for cfg, name, seed in progress_bar(cells, desc="study", disable=not progress or active_plan() is not None):
         columns = {**name, "seed": seed}
         overrides = {**dict(common or {}), **cfg, "seed": seed}
         if overrides.get("method", "none") == "none":
