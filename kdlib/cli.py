@@ -78,7 +78,7 @@ def _cmd_quick(args: argparse.Namespace) -> int:
     from kdlib.studies.quick import run_quick
 
     run_quick(args.results_dir, args.figures_dir, args.runs_root, parse_overrides(args.overrides),
-              methods=args.methods, progress=not args.quiet, fresh=args.fresh)
+              methods=args.methods, progress=not args.quiet, fresh=args.fresh, train_teacher=args.train_teacher)
     return 0
 
 
@@ -287,6 +287,9 @@ def _add_quick(sub: Any) -> None:
     quick.add_argument("--runs-root", default="runs/quick", help="where the run directories go")
     quick.add_argument("--fresh", action="store_true",
                        help="retrain every run (default: reuse finished runs, resume interrupted ones)")
+    quick.add_argument("--train-teacher", action="store_true",
+                       help="train the teacher (~3 min on 2 cores) instead of installing the committed "
+                            "results/quick/teacher when --runs-root holds no teacher yet")
     quick.add_argument("--quiet", action="store_true", help="no progress output")
     quick.set_defaults(func=_cmd_quick)
 

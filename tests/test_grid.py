@@ -89,17 +89,6 @@ def test_submitit_local_executor_runs_the_cells(tiny_setup):
     assert (base / "submitit" / "train_config" / "_submitit").is_dir()  # submitit's logs live beside the runs
 
 
-def test_cell_can_train_with_torchrun(tiny_setup):
-    """nproc_per_node=2: the cell trains in 2 DDP processes (gloo on CPU) and reads the run's metrics back."""
-    base, extra, teacher = tiny_setup
-    table, results = run_grid(REPO / "notebooks" / "train_config.py",
-                              {"method": ["none"], "extra": [extra], "nproc_per_node": [2]},
-                              results_root=base / "ddp", progress=False)
-    assert [r.status for r in results] == ["ok"], results[0].error
-    env = json.loads(next((base / "ddp" / "train_config").glob("*/run/env.json")).read_text())
-    assert env["world_size"] == 2
-
-
 @pytest.mark.parametrize("notebook", sorted((REPO / "notebooks").glob("*.py")), ids=lambda p: p.name)
 def test_every_notebook_has_a_parameters_cell_papermill_can_read(notebook):
     import ast

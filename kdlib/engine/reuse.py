@@ -6,7 +6,7 @@ error naming the differing fields and what to do (:func:`kdlib.engine.rundir.reu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from kdlib.engine.config import TrainConfig
 
@@ -41,4 +41,35 @@ def train_or_reuse(cfg: TrainConfig, progress: bool = True, fresh: bool = False,
     return train(cfg, resume=resume, progress=progress)
 
 
-__all__ = ["Launcher", "train_or_reuse"]
+def install_shipped_run(shipped: Path, run_dir: Path, cfg: TrainConfig, files: Sequence[str], retrain: str,
+                        other_settings: str = "refuse") -> bool:
+    """Copy a committed finished run (``files`` of the folder ``shipped``: weights, ``config.yaml``,
+    ``metrics.json``) into ``run_dir`` when no run is there yet; True if copied.
+
+    The committed run must have been made with ``cfg`` (the run folder aside): otherwise ``other_settings=
+    "refuse"`` raises ``ValueError`` naming the fields and ``retrain`` (how to train it instead), and ``"skip"``
+    installs nothing (the run is then trained as requested). The copy goes to a temporary folder renamed at the end,
+    so ``run_dir`` holds a whole run or none. :func:`train_or_reuse` then reuses it.
+    """
+    import shutil
+
+    from kdlib.engine.rundir import config_changes
+
+    if (run_dir / "config.yaml").is_file() or not all((shipped / f).is_file() for f in files):
+        return False
+    changed = config_changes(shipped, cfg.to_yaml())
+    if changed and other_settings == "skip":
+        return False
+    if changed:
+        raise ValueError(f"the committed run {shipped} was made with other settings ({', '.join(changed)}); "
+                         f"{retrain}")
+    tmp = run_dir.with_name(run_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in files:
+        shutil.copyfile(shipped / name, tmp / name)
+    tmp.rename(run_dir)
+    return True
+
+
+__all__ = ["Launcher", "install_shipped_run", "train_or_reuse"]

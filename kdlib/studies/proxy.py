@@ -197,24 +197,10 @@ def install_shipped_teacher() -> bool:
     Refused (``ValueError``) when the committed teacher was trained with other settings than
     :func:`teacher_config` (e.g. an edited preset): then it is not the study's teacher.
     """
-    import shutil
+    from kdlib.engine.reuse import install_shipped_run
 
-    from kdlib.engine.rundir import config_changes
-
-    if (TEACHER_RUN / "config.yaml").is_file() or not all((SHIPPED_TEACHER / f).is_file()
-                                                          for f in SHIPPED_TEACHER_FILES):
-        return False
-    changed = config_changes(SHIPPED_TEACHER, teacher_config().to_yaml())
-    if changed:
-        raise ValueError(f"the committed teacher {SHIPPED_TEACHER} was trained with other settings "
-                         f"({', '.join(changed)}); run `kdlib proxy --train-teacher` to train the study's teacher")
-    tmp = TEACHER_RUN.with_name(TEACHER_RUN.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in SHIPPED_TEACHER_FILES:   # into a temporary folder renamed at the end: a whole run or none
-        shutil.copyfile(SHIPPED_TEACHER / name, tmp / name)
-    tmp.rename(TEACHER_RUN)
-    return True
+    return install_shipped_run(SHIPPED_TEACHER, TEACHER_RUN, teacher_config(), SHIPPED_TEACHER_FILES,
+                               "run `kdlib proxy --train-teacher` to train the study's teacher")
 
 
 def ensure_teacher(progress: bool = True, train_teacher: bool = False) -> Dict[str, Any]:

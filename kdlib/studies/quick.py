@@ -5,7 +5,12 @@ Steps (each a normal ``kdlib train`` run under ``runs/quick/<name>``; a finished
 unfinished one resumed, so an interrupted study continues where it stopped):
 
 1. ``teacher``  the preset's teacher (DeepLabV3-R18 at width 0.5) trained alone, for
-   :data:`TEACHER_ITERATION_FACTOR` times the student's iterations;
+   :data:`TEACHER_ITERATION_FACTOR` times the student's iterations. The repository ships this run
+   (:data:`SHIPPED_TEACHER`: weights, config, metrics, environment), which is copied into the runs folder when
+   no teacher run is there yet and the study's teacher config is the committed one (overrides that change it
+   train the teacher), so the main job trains only the students (``train_teacher=True`` /
+   ``kdlib quick --train-teacher`` trains it instead; on the machine kind of ``results/quick/teacher/env.json``
+   that gives the same weights);
 2. ``baseline`` DeepLabV3-R18 (width 0.25) trained alone;
 3. ``kd``       the same student distilled from the teacher with pixel-wise logit KD;
    further methods join as ``extra_methods``.
@@ -26,6 +31,9 @@ from kdlib.engine.rundir import write_text_atomic
 
 #: The teacher trains this many times longer than the students (it must be clearly better to teach).
 TEACHER_ITERATION_FACTOR = 1.5
+#: The committed teacher run of the default quick study, and its files.
+SHIPPED_TEACHER = Path("results/quick/teacher")
+SHIPPED_TEACHER_FILES = ("best.pt", "config.yaml", "metrics.json", "env.json")
 
 
 def _study_configs(runs_root: Path, overrides: Dict[str, Any], methods: Sequence[str]) -> List[tuple]:
@@ -51,16 +59,26 @@ def _run_or_reuse(cfg: TrainConfig, progress: bool, fresh: bool) -> Dict[str, An
 
 def run_quick(results_dir: str = "results/quick", figures_dir: str = "figures/quick",
               runs_root: str = "runs/quick", overrides: Optional[Dict[str, Any]] = None,
-              methods: Sequence[str] = ("kd",), progress: bool = True, fresh: bool = False) -> pd.DataFrame:
+              methods: Sequence[str] = ("kd",), progress: bool = True, fresh: bool = False,
+              train_teacher: bool = False) -> pd.DataFrame:
     """Run (or reuse) the quick study and write its tables and figures; returns the summary table.
 
-    ``fresh=True`` retrains every run even if a finished one exists.
+    ``fresh=True`` retrains every run even if a finished one exists. Without a teacher run, the committed one
+    (:data:`SHIPPED_TEACHER`) is installed unless ``train_teacher`` (or ``fresh``) asks to train it.
     """
+    from kdlib.engine.reuse import install_shipped_run
+
     from kdlib.figures.plots import plot_miou, plot_per_class_iou
 
     started = time.time()
     rows, per_class = [], []
     for name, cfg in _study_configs(Path(runs_root), dict(overrides or {}), methods):
+        if name == "teacher" and not (fresh or train_teacher):
+            installed = install_shipped_run(SHIPPED_TEACHER, Path(cfg.run_dir), cfg, SHIPPED_TEACHER_FILES,
+                                            "run `kdlib quick --train-teacher`", other_settings="skip")
+            if installed and progress:
+                print(f"[quick] teacher: the committed {SHIPPED_TEACHER} copied to {cfg.run_dir} "
+                      f"(`kdlib quick --train-teacher` trains it)", flush=True)
         if progress:
             print(f"[quick] {name}: {cfg.student} (width {cfg.student_width}), method {cfg.method}", flush=True)
         result = _run_or_reuse(cfg, progress, fresh)
@@ -83,4 +101,4 @@ def run_quick(results_dir: str = "results/quick", figures_dir: str = "figures/qu
     return summary
 
 
-__all__ = ["run_quick"]
+__all__ = ["SHIPPED_TEACHER", "run_quick"]
