@@ -30,3 +30,19 @@ def test_log_output_is_rate_limited(monkeypatch):
     bar.close()
     lines = out.getvalue().strip().split("\n")
     assert 1 <= len(lines) <= 3 and "1000/1000" in lines[-1]   # the start, maybe one more, and the end
+
+
+def test_a_training_run_logs_a_few_lines_not_one_per_step(tiny_data_and_teacher, tmp_path, monkeypatch, capfd):
+    """The trainer's bar (loss terms as its postfix) refreshes only every KDLIB_PROGRESS_SECONDS in a log."""
+    from kdlib.engine.config import resolve_config
+    from kdlib.engine.trainer import train
+    from kdlib.studies.notebook import parse_extra
+
+    extra, _ = tiny_data_and_teacher
+    monkeypatch.setenv("KDLIB_PROGRESS_SECONDS", "3600")
+    overrides = {**parse_extra(extra), "iterations": 30, "log_interval": 1, "eval_interval": 30,
+                 "checkpoint_interval": 30, "run_dir": str(tmp_path / "run")}
+    capfd.readouterr()
+    train(resolve_config("quick", overrides), progress=True)
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("train none")]
+    assert 1 <= len(lines) <= 3 and "30/30" in lines[-1], lines

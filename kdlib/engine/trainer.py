@@ -198,7 +198,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
                       **{k: float(v.detach()) for k, v in terms.items()}, "time": round(time.time() - started, 3)}
             if run.dist.is_main:
                 append_jsonl(run.run_dir / "log.jsonl", record)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("iteration", "time")})
+                bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("iteration", "time")},
+                                refresh=False)   # shown at the next refresh (periodic in a log)
         bar.update(1)
         if iteration % cfg.eval_interval == 0 or iteration == cfg.iterations:
             last_metrics, best = validate(run, iteration, best)

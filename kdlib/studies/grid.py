@@ -247,7 +247,7 @@ def _run_local(notebook: Path, todo: List[Tuple[Dict[str, Any], Path]], jobs: in
         for future in as_completed(futures):  # kernels are processes: threads suffice to wait for them
             result = future.result()
             out.append(result)
-            bar.set_postfix(failed=sum(r.status == "failed" for r in out))
+            bar.set_postfix(failed=sum(r.status == "failed" for r in out), refresh=False)
             bar.update(1)
     bar.close()
     return out
