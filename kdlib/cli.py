@@ -344,7 +344,7 @@ def _add_plan(sub: Any) -> None:
                     "to stderr. Several values of a --param plan every combination, as kdlib grid would run them.",
         epilog="examples:\n  kdlib plan notebooks/cirkd_table1.py --param preset=cityscapes "
                "--param imagenet_dir=pretrained --param teacher_checkpoint=deeplabv3_resnet101_citys_best_model.pth "
-               "--param seeds=0,1,2\n  kdlib plan notebooks/cirkd_table2.py --param preset=camvid --param "
+               "--param 'seeds=\"0,1,2\"'\n  kdlib plan notebooks/cirkd_table2.py --param preset=camvid --param "
                "imagenet_dir=pretrained --param nproc_per_node=8 --seconds-per-iteration 0.6 | jq .run_id")
     plan.add_argument("notebook", help="notebook (.ipynb or jupytext .py) with a cell tagged 'parameters'")
     plan.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
