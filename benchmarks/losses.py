@@ -557,7 +557,12 @@ def format_table(rows: Sequence[Row]) -> str:
 
 
 def format_markdown(rows: Sequence[Row], setting: str, notes: Sequence[str] = ()) -> str:
-    out = [f"Setting: {setting}", "", "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
+    from kdlib.engine.rundir import machine
+
+    where = machine()
+    out = [f"Setting: {setting}", "",
+           f"Machine: {where['kind']}, {where['cpu_count']} cores, torch {where['torch']}, oneDNN {where['onednn']}"
+           f" ({time.strftime('%Y-%m-%d')})", "", "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
     out += ["| " + " | ".join(r.cells()) + " |" for r in rows]
     out += [line for note in notes for line in ("", note)]
     return "\n".join(out) + "\n"
