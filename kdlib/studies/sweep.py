@@ -57,6 +57,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import pandas as pd
 
+from kdlib.figures.sweep_plots import plot_panels, plot_sweep
 from kdlib.paper_numbers.sweeps import FIGURE_TITLES, FIGURES, SWEEPS, SweepSpec, as_x, format_number, get_sweep
 
 DEFAULT_POOL = "default"   # patch token without a pooling suffix: the dataset's default pooling kept
@@ -411,8 +412,6 @@ def reproduce_sweep(name: str, preset: str, student: Optional[str], values: Unio
     summary, runs, info = _run_sweeps([(name, values)], preset, student, seeds, output_dir, common, progress,
                                       include_default, runs_root, imagenet_dir, nproc_per_node)
     if figures_dir:  # None or "" (a notebook parameter): no figure
-        from kdlib.figures.sweep_plots import plot_sweep
-
         plot_sweep(summary, name, Path(figures_dir) / name, dataset=info[name]["dataset"],
                    default=info[name]["paper_default"][spec.option])
     _write(output_dir, summary, runs, {"sweep": name, **info[name], "title": spec.title,
@@ -447,8 +446,6 @@ def reproduce_figure(figure: str, preset: str, student: Optional[str],
     summary, runs, info = _run_sweeps(requests, preset, student, seeds, output_dir, common, progress, False,
                                       runs_root, imagenet_dir, nproc_per_node)
     if figures_dir:  # None or "": no figure
-        from kdlib.figures.sweep_plots import plot_panels, plot_sweep
-
         defaults = {n: info[n]["paper_default"][get_sweep(n).option] for n, _ in requests}
         for name, _ in requests:
             plot_sweep(summary, name, Path(figures_dir) / name, dataset=info[name]["dataset"],
