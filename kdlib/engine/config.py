@@ -33,7 +33,7 @@ class TrainConfig:
     teacher_width: float = field(default=1.0, metadata={"help": "teacher channel multiplier (must match its checkpoint)"})
     teacher_checkpoint: Optional[str] = field(default=None, metadata={"help": "kdlib run dir / checkpoint, or an official state dict"})
     # ---- distillation ----
-    method: str = field(default="none", metadata={"help": "registered loss name: none, kd, ..."})
+    method: str = field(default="none", metadata={"help": "registered method name (none: the student alone); kdlib.registry.METHODS lists them"})
     method_options: Dict[str, Any] = field(default_factory=dict, metadata={"help": "method hyperparameters (e.g. temperature, queue sizes); see the method docstring"})
     loss_weights: Dict[str, float] = field(default_factory=dict, metadata={"help": "weight of each named loss term; 0 disables a term (ablations)"})
     # ---- optimisation (docs/reference.md §5) ----

@@ -1,7 +1,8 @@
 """Checks that run before any training: what can be known wrong without reading datasets or weights.
 
-``check_run(cfg)`` is called by the trainer (every process), by the notebooks' ``train_config`` before it
-launches ``torchrun``, and by ``kdlib plan`` for every planned run, so a mistake is reported as one line
+``check_run(cfg)`` runs in the notebooks' ``train_config`` (before it trains or launches ``torchrun``) and in
+``kdlib plan`` for every planned run; ``kdlib train`` runs :func:`check_buildable` (also for
+``--print-config``) and the trainer itself :func:`check_imagenet`. So a mistake is reported as one line
 before anything is paid for:
 
 * a **paper preset** (``kdlib.engine.recipes.PAPER_PRESETS``) reproduces a published run, whose student
