@@ -49,14 +49,16 @@ TABLE_NOTEBOOKS = ["cirkd_table2", "cirkd_table3", "afdcd_cityscapes", "afdcd_ca
 
 @pytest.mark.parametrize("name", TABLE_NOTEBOOKS)
 def test_table_notebooks(tiny, name):
-    """Each table notebook with its own methods (one tiny run each) on the first student."""
+    """Each table notebook with its own methods (one tiny run each) on the first student. The notebooks share
+    one runs_root, as the proxy study's do: a (student, method, seed) run trained by one is reused by the next."""
     from kdlib.studies.reproduce import TABLES, paper_rows
 
     base, extra, teacher = tiny
     spec = TABLES[name]
     out = base / name
     execute(f"{name}.py", {"students": spec.students[0], "teacher_checkpoint": str(teacher), "extra": extra,
-                           "output_dir": str(out), "figures_dir": str(base / f"{name}_figs")})
+                           "output_dir": str(out), "figures_dir": str(base / f"{name}_figs"),
+                           "runs_root": str(base / "shared_table_runs")})
     summary = pd.read_csv(out / "summary.csv")
     paper = paper_rows(name)
     reported = paper[(paper["student"] == spec.students[0])].set_index("method")["value"]
