@@ -41,14 +41,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from kdlib import distributed
     from kdlib.engine.trainer import train
 
-    from kdlib.engine.preflight import check_buildable, check_imagenet
+    from kdlib.engine.preflight import check_buildable
 
     cfg = _resolve_train_config(args)
     check_buildable(cfg)   # names, widths, method options and terms: one line now, not a traceback later
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
-    check_imagenet(cfg)
     try:
         result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     finally:

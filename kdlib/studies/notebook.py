@@ -52,11 +52,10 @@ def train_config(preset: str, overrides: Mapping[str, Any], run_dir: os.PathLike
     cfg = resolve_config(preset, overrides)
     if imagenet_dir not in (None, "") and "student_imagenet" not in overrides:
         cfg = resolve_config(preset, {**overrides, "student_imagenet": imagenet_path(imagenet_dir, cfg.student)})
-    plan = active_plan()
-    if plan is not None:   # `kdlib plan`: check and record the run, train nothing
-        check_run(cfg, nproc_per_node)
-        return plan.record(cfg, run_dir, nproc_per_node)
     check_run(cfg, nproc_per_node)
+    plan = active_plan()
+    if plan is not None:   # `kdlib plan`: record the checked run, train nothing
+        return plan.record(cfg, run_dir, nproc_per_node)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                 str(nproc_per_node), "-m", "kdlib", "train"]
 
