@@ -9,9 +9,17 @@ and ``MODELS.build("deeplabv3_resnet18", num_classes=19)`` then finds it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, TypeVar
+from typing import Any, Callable, Dict, Iterable, Iterator, List, TypeVar
 
 T = TypeVar("T", bound=Callable[..., Any])
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """``" (did you mean X?)"`` for the closest of ``known`` to ``name`` (difflib), or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class Registry:

@@ -26,14 +26,14 @@ def notebook_parameters(name: str) -> set:
 
 def test_every_cell_only_sets_parameters_its_notebook_has():
     known = {}
-    for step, phase, root, notebook, params, jobs in proxy.plan():
+    for step, phase, root, notebook, params, jobs in proxy.plan(["main", "why"]):
         names = known.setdefault(notebook, notebook_parameters(notebook))
         assert set(params) <= names, (step, phase, set(params) - names)
         assert all(isinstance(v, list) and v for v in params.values())
 
 
 def test_training_cells_come_before_their_final_cell_and_write_no_figures():
-    calls = proxy.plan()
+    calls = proxy.plan(["main", "why"])
     steps = [c[0] for c in calls]
     assert set(steps) == set(proxy.STEP_NAMES)
     for name in proxy.STEP_NAMES:
@@ -148,3 +148,18 @@ def test_the_committed_teacher_matches_the_study_config():
 
     assert config_changes(shipped, proxy.teacher_config().to_yaml()) == []
     assert (shipped / "best.pt").stat().st_size > 1_000_000
+
+
+def test_why_steps_train_each_variant_into_its_own_folder_and_reuse_the_main_runs():
+    from kdlib.studies.why import EXPERIMENTS
+
+    assert proxy.plan() == proxy.plan(["main"]) and {c[0] for c in proxy.plan()} == {s.name for s in proxy.MAIN_STEPS}
+    calls = proxy.plan(["why_pixel_queue"])
+    train = [c[4] for c in calls if c[1] == "train"]
+    assert [p["variants"] for p in train] == [["corrected"], ["released"]]
+    assert train[1]["methods"] == ["cirkd"] and train[0]["methods"] == ["none", "cirkd"]
+    assert all(p["runs_root"] == ["runs/proxy/why_pixel_queue"] and p["main_runs_root"] == ["runs/proxy/main"]
+               and p["seeds"] == ["0,1,2"] for p in train)
+    assert {n for s in EXPERIMENTS for n in [f"why_{s}"]} == set(proxy.STEP_GROUPS["why"])
+    with pytest.raises(ValueError, match="did you mean why_schedule"):
+        proxy.plan(["why_schedul"])

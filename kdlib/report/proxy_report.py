@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from kdlib.methods import method_label
+from kdlib.display import MODEL_LABELS
 from kdlib.report.tables import markdown_table, summarize_seeds, t_quantile
 
 MAIN_TABLE_STEPS = ("cirkd_table1", "cirkd_table2", "cirkd_table3", "afdcd_cityscapes", "afdcd_camvid", "afdcd_voc",
@@ -33,8 +34,7 @@ MAIN_TABLE_STEPS = ("cirkd_table1", "cirkd_table2", "cirkd_table3", "afdcd_citys
 #: Cityscapes is the papers' main dataset: its gains are the reference of the headline figure (first match wins).
 HEADLINE_PAPER_STEPS = ("cirkd_table1", "afdcd_cityscapes")
 METHOD_ORDER = ("none", "kd", "skd", "ifvd", "cwd", "cirkd", "afdcd")
-STUDENT_LABELS = {"deeplabv3_resnet18": "DeepLabV3-R18", "deeplabv3_mobilenetv2": "DeepLabV3-MBV2",
-                  "pspnet_resnet18": "PSPNet-R18", "deeplabv3_resnet101": "DeepLabV3-R101"}
+STUDENT_LABELS = MODEL_LABELS   # the one source: kdlib.display
 
 
 def welch_interval(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> Tuple[float, float]:

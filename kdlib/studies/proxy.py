@@ -161,8 +161,36 @@ def _steps() -> Tuple[Step, ...]:
     return tuple(steps)
 
 
-STEPS: Tuple[Step, ...] = _steps()
+#: The why study's seeds (kdlib.studies.why): every experiment compares 3 seeds.
+WHY_SEEDS = "0,1,2"
+#: The why study's experiments, cheapest first (``kdlib proxy why`` runs them in this order).
+WHY_EXPERIMENTS = ("pixel_queue", "loss_scale", "schedule")
+
+
+def _why_steps() -> Tuple[Step, ...]:
+    """One step per why-experiment: one training cell per (variant, method), all seeds; the main setting's runs
+    are the main study's (``runs/proxy/main``, reused when main_runs trained them)."""
+    from kdlib.studies.why import experiment
+
+    steps = []
+    for name in WHY_EXPERIMENTS:
+        exp = experiment(name)
+        train = tuple(Grid("why", {"experiment": [name], "variants": [v.name], "methods": list(exp.methods_of(v))})
+                      for v in exp.variants)
+        steps.append(Step(f"why_{name}", "why", {"experiment": name}, train, f"why_{name}",
+                          f"why study: {exp.title.lower()} ({exp.question})",
+                          {"seeds": WHY_SEEDS, "main_runs_root": str(RUNS / "main")}))
+    return tuple(steps)
+
+
+#: The proxy study proper (``kdlib proxy`` with no step runs these) and the why study (``kdlib proxy why``).
+MAIN_STEPS: Tuple[Step, ...] = _steps()
+WHY_STEPS: Tuple[Step, ...] = _why_steps()
+STEPS: Tuple[Step, ...] = MAIN_STEPS + WHY_STEPS
 STEP_NAMES: Tuple[str, ...] = tuple(s.name for s in STEPS)
+#: Names that stand for several steps.
+STEP_GROUPS: Dict[str, Tuple[str, ...]] = {"why": tuple(s.name for s in WHY_STEPS),
+                                           "main": tuple(s.name for s in MAIN_STEPS)}
 
 
 def notebook_path(name: str) -> Path:
@@ -246,10 +274,14 @@ def grid_command(notebook: str, params: Mapping[str, Sequence[Any]], results_roo
 
 def plan(steps: Optional[Sequence[str]] = None, jobs: int = 2) -> List[Tuple[str, str, Path, str, Dict[str, List[Any]], int]]:
     """Every grid call of the study, in order: (step, phase, results_root, notebook, params, jobs)."""
-    wanted = list(steps) if steps else list(STEP_NAMES)
+    wanted = [name for step in (steps or ["main"]) for name in STEP_GROUPS.get(step, (step,))]
     unknown = [s for s in wanted if s not in STEP_NAMES]
     if unknown:
-        raise ValueError(f"unknown proxy step(s) {unknown}; the steps are: {', '.join(STEP_NAMES)}")
+        from kdlib.registry import did_you_mean
+
+        hints = "".join(did_you_mean(u, [*STEP_NAMES, *STEP_GROUPS]) for u in unknown[:1])
+        raise ValueError(f"unknown proxy step(s) {unknown}{hints}; the steps are: {', '.join(STEP_NAMES)} "
+                         f"(groups: {', '.join(STEP_GROUPS)})")
     calls = []
     for step in STEPS:
         if step.name not in wanted:

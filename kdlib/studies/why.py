@@ -1,0 +1,279 @@
+"""The "why" study: experiments that separate the proxy's regime from the methods (results/README.md, "Why the
+proxy disagrees").
+
+The committed proxy study finds that on the built-in data most of the papers' gains do not appear. Each
+experiment here changes one property of the proxy's regime — schedule length, loss scale, feature-map size, the
+released code's pixel queue — and measures the methods again, 3 seeds, gains with Welch 95 % intervals. Every
+experiment is data (:data:`EXPERIMENTS`): its question, hypothesis and the prediction written *before* its runs
+(git history shows the order), its students, methods and **variants** (the settings compared). One variant of
+each experiment is the main study's setting: its runs are the main study's (``runs/proxy/main``), reused.
+
+Runs live in ``<runs_root>/<variant>/<student-..._method-..._seed-N>`` (the main variant: ``main_runs_root``),
+so a variant's run is the same run whichever notebook or grid cell asks for it. :func:`run_experiment` trains
+(or reuses) them and returns the tidy runs table; :func:`effects_table` computes what each experiment compares.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import pandas as pd
+
+R18 = "deeplabv3_resnet18"
+MBV2 = "deeplabv3_mobilenetv2"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One setting of an experiment: overrides on top of the proxy preset (and the study's common overrides)."""
+
+    name: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    methods: Optional[Tuple[str, ...]] = None     # None: every method of the experiment
+    main: bool = False                            # the main study's setting (runs in main_runs_root)
+    x: Optional[float] = None                     # position on the experiment's x axis (schedule: iterations)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A question about the proxy's regime, the prediction made before the runs, and the runs that answer it."""
+
+    name: str
+    title: str
+    question: str
+    hypothesis: str
+    prediction: str
+    students: Tuple[str, ...]
+    methods: Tuple[str, ...]
+    variants: Tuple[Variant, ...]
+    #: (variant, reference variant) pairs whose same-method difference is the experiment's effect
+    contrasts: Tuple[Tuple[str, str], ...] = ()
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(f"experiment {self.name!r} has no variant {name!r}; its variants: "
+                       f"{', '.join(v.name for v in self.variants)}")
+
+    def methods_of(self, variant: Variant) -> Tuple[str, ...]:
+        return variant.methods if variant.methods is not None else self.methods
+
+
+#: The five methods the schedule and map-size experiments compare (DeepLabV3-R18 student).
+CORE_METHODS = ("none", "kd", "cwd", "cirkd", "afdcd")
+
+EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (
+    Experiment(
+        "schedule", "Schedule length",
+        "Are 800 iterations too few for the relational and contrastive terms?",
+        "KD's soft targets help most while the student is far from converged; CIRKD's cross-image relations and "
+        "Af-DCD's dense contrast act on feature structure that a short schedule has not formed yet. Each length "
+        "uses the poly schedule over its full length.",
+        "The gains of CIRKD and Af-DCD over the same-length baseline grow from 800 to 3,200 iterations, while "
+        "KD's gain shrinks.",
+        (R18,), CORE_METHODS,
+        (Variant("iterations-800", {}, main=True, x=800),
+         Variant("iterations-1600", {"iterations": 1600, "eval_interval": 800, "checkpoint_interval": 800}, x=1600),
+         Variant("iterations-3200", {"iterations": 3200, "eval_interval": 1600, "checkpoint_interval": 1600},
+                 x=3200)),
+        (("iterations-1600", "iterations-800"), ("iterations-3200", "iterations-800")),
+    ),
+    Experiment(
+        "loss_scale", "Loss scale",
+        "Is Af-DCD below the baseline because its published weights are tied to the papers' tensor sizes?",
+        "With `weight_scaling=paper_shapes` every loss term is brought from the paper's tensor sizes "
+        "(Cityscapes 512x1024 crops, 64x128 maps, full-width channels) to the run's by a rule fixed by the shapes "
+        "alone (kdlib.methods.scaling): a term that sums over elements gets its weight multiplied by "
+        "paper count / run count (Af-DCD's L_fd: C*h*w, 256x at the proxy), a similarity that sums over D "
+        "channels gets its temperature multiplied by D_run / D_paper (Af-DCD's -L1 contrast logits: 32 vs 128 "
+        "channels per group), a term whose value scales with 1/(h*w) gets its weight multiplied by "
+        "(h*w)_run / (h*w)_paper (AT); means, and KLs between distributions of normalised vectors, are left "
+        "alone (KD, CWD, CIRKD, SKD, IFVD, FitNet). Af-DCD at tau = 0.7 (10x the paper's) is the one-seed point "
+        "of the tau sweep that recovered 2.3 mIoU.",
+        "Af-DCD with paper_shapes is at or above the baseline (its gain's interval includes or exceeds 0) and "
+        "above Af-DCD with the paper's weights; CIRKD is unchanged by the rule (every factor is 1), so its runs "
+        "repeat the main ones exactly. Af-DCD at tau = 0.7 is above Af-DCD at the paper's tau = 0.07 over 3 seeds.",
+        (R18,), ("none", "cirkd", "afdcd"),
+        (Variant("paper_weights", {}, main=True),
+         Variant("paper_shapes", {"weight_scaling": "paper_shapes"}, methods=("cirkd", "afdcd")),
+         Variant("tau-0.7", {"method_options": {"tau": 0.7}}, methods=("afdcd",))),
+        (("paper_shapes", "paper_weights"), ("tau-0.7", "paper_weights")),
+    ),
+    Experiment(
+        "pixel_queue", "The released pixel queue",
+        "What does the released CIRKD code's pixel-queue indexing do to the result?",
+        "The released code fills the class-c pixel queue from the first n_c raster positions of each image "
+        "instead of the class-c pixels (kdlib.methods.cirkd, `pixel_queue_bug`), so the memory pixel-to-pixel "
+        "term contrasts against mislabelled memory. The corrected queue is the proxy's default.",
+        "No difference beyond the seed noise at the proxy's scale: the memory terms are two of four CIRKD terms "
+        "and the proxy's CIRKD gain is itself within noise; the difference's interval includes 0 for both students.",
+        (R18, MBV2), ("none", "cirkd"),
+        (Variant("corrected", {}, main=True),
+         Variant("released", {"method_options": {"pixel_queue_bug": True}}, methods=("cirkd",))),
+        (("released", "corrected"),),
+    ),
+)}
+
+
+def experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        from kdlib.registry import did_you_mean
+
+        raise ValueError(f"unknown why-experiment {name!r}{did_you_mean(name, EXPERIMENTS)}; "
+                         f"known: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def variant_root(variant: Variant, runs_root: os.PathLike, main_runs_root: Optional[os.PathLike]) -> Path:
+    """Where a variant's runs live: the main study's run folder for the main variant, else runs_root/<variant>."""
+    if variant.main and main_runs_root not in (None, ""):
+        return Path(main_runs_root)
+    return Path(runs_root) / variant.name
+
+
+def run_experiment(name: str, preset: str, seeds: Sequence[int], runs_root: os.PathLike,
+                   main_runs_root: Optional[os.PathLike] = None, common: Optional[Mapping[str, Any]] = None,
+                   students: Optional[Sequence[str]] = None, methods: Optional[Sequence[str]] = None,
+                   variants: Optional[Sequence[str]] = None, progress: bool = True) -> pd.DataFrame:
+    """Train (or reuse) the runs of experiment ``name`` and return one row per run.
+
+    ``students`` / ``methods`` / ``variants`` select a subset (a grid cell trains one variant and method);
+    empty or None means all of the experiment's. Columns: ``experiment``, ``variant``, ``x`` (the variant's
+    position, e.g. iterations), then :func:`kdlib.studies.study.run_study`'s (``student``, ``method``, ``seed``,
+    ``miou`` ..., ``run_dir``, ``git_commit``).
+    """
+    from kdlib.engine.config import merge
+    from kdlib.studies.study import run_study
+
+    exp = experiment(name)
+    chosen = [exp.variant(v) for v in variants] if variants else list(exp.variants)
+    frames: List[pd.DataFrame] = []
+    for variant in chosen:
+        wanted = [m for m in exp.methods_of(variant) if not methods or m in methods]
+        who = [s for s in exp.students if not students or s in students]
+        unknown = [s for s in (students or ()) if s not in exp.students]
+        if unknown:
+            raise ValueError(f"experiment {name!r} has no student(s) {unknown}; its students: {', '.join(exp.students)}")
+        if not wanted or not who:
+            continue
+        configs = [{"student": s, "method": m} for s in who for m in wanted]
+        runs = run_study(preset, configs, seeds, variant_root(variant, runs_root, main_runs_root),
+                         common=merge(dict(common or {}), dict(variant.overrides)), progress=progress)
+        runs.insert(0, "x", variant.x)
+        runs.insert(0, "variant", variant.name)
+        runs.insert(0, "experiment", name)
+        frames.append(runs)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def gains_by_variant(runs: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Per (student, variant, method): mIoU (%) ± 95 % CI and the gain over the baseline (``none``) of the same
+    variant — or of the main variant where the variant trains no baseline — with Welch's 95 % interval."""
+    from kdlib.report.proxy_report import welch_interval
+    from kdlib.report.tables import summarize_seeds
+
+    exp = experiment(name)
+    main = next(v.name for v in exp.variants if v.main)
+    stats = summarize_seeds(runs, by=["student", "variant", "method"])
+    rows: List[Dict[str, Any]] = []
+    for (student, variant, method), part in runs.groupby(["student", "variant", "method"], sort=False):
+        st = stats[(stats["student"] == student) & (stats["variant"] == variant) & (stats["method"] == method)].iloc[0]
+        base_variant = variant if ((runs["variant"] == variant) & (runs["method"] == "none")).any() else main
+        base = runs[(runs["student"] == student) & (runs["variant"] == base_variant) & (runs["method"] == "none")]
+        gain, ci = (welch_interval(100 * part["miou"].astype(float), 100 * base["miou"].astype(float))
+                    if method != "none" and len(base) else (float("nan"), float("nan")))
+        rows.append({"student": student, "variant": variant, "x": part["x"].iloc[0], "method": method,
+                     "n": int(st["n"]), "miou_pct": 100 * st["mean"], "miou_ci_pct": 100 * st["ci"],
+                     "baseline_variant": base_variant if method != "none" else "", "gain_pct": gain,
+                     "gain_ci_pct": ci})
+    return pd.DataFrame(rows)
+
+
+def effects_table(runs: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The experiment's contrasts: per (student, method, variant vs reference) the difference of mean mIoU (pp)
+    with Welch's 95 % interval, ``resolved`` when the interval excludes 0."""
+    from kdlib.report.proxy_report import welch_interval
+
+    exp = experiment(name)
+    rows: List[Dict[str, Any]] = []
+    for variant, reference in exp.contrasts:
+        for (student, method), part in runs[runs["variant"] == variant].groupby(["student", "method"], sort=False):
+            ref = runs[(runs["variant"] == reference) & (runs["student"] == student) & (runs["method"] == method)]
+            if not len(ref):
+                continue
+            diff, ci = welch_interval(100 * part["miou"].astype(float), 100 * ref["miou"].astype(float))
+            rows.append({"student": student, "method": method, "variant": variant, "reference": reference,
+                         "n": len(part), "n_reference": len(ref), "difference_pct": diff, "difference_ci_pct": ci,
+                         "resolved": bool(ci == ci and abs(diff) > ci)})
+    return pd.DataFrame(rows)
+
+
+def paper_gains(student: str = R18, dataset: str = "cityscapes") -> Dict[str, float]:
+    """The papers' gains (mIoU pp over their baseline) for ``student`` on ``dataset`` val, per method: the main
+    tables (CIRKD Table 1, Af-DCD's main table); KD from CIRKD Table 4 (``ce+kd``; reported for MobileNetV2
+    only, so used as the KD reference for every student and labelled so in the figures)."""
+    from kdlib.paper_numbers import paper_results
+
+    table = paper_results()
+    table = table[(table["dataset"] == dataset) & (table["split"] == "val") & (table["metric"] == "miou")]
+    gains: Dict[str, float] = {}
+    main = table[(table["student"] == student) & (table["variant"] == "")]
+    base = main[main["method"] == "none"]["value"]
+    for method, values in main[main["method"] != "none"].groupby("method"):
+        if len(base):
+            gains[method] = float(values["value"].iloc[0]) - float(base.iloc[0])
+    ablation = table[(table["table"] == "Table 4") & (table["paper"] == "cirkd")]
+    ce = ablation[ablation["variant"] == "ce"]["value"]
+    kd = ablation[ablation["variant"] == "ce+kd"]["value"]
+    if len(ce) and len(kd):
+        gains.setdefault("kd", float(kd.iloc[0]) - float(ce.iloc[0]))
+    return gains
+
+
+def write_experiment(runs: pd.DataFrame, name: str, output_dir: Optional[os.PathLike],
+                     figures_dir: Optional[os.PathLike] = None, preset: Optional[str] = None
+                     ) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """Write an experiment's results and figure; return (gains, effects).
+
+    ``output_dir``: ``runs.csv`` (one row per run, with its ``git_commit``), ``summary.csv`` (the gains,
+    :func:`gains_by_variant`), ``effects.csv`` (:func:`effects_table`), ``metrics.json``; ``figures_dir``:
+    ``why_<name>.{png,pdf}`` (gain against iterations for the schedule, forest plots otherwise), titled with
+    the experiment and ``preset``'s setting (crop, student width). Percent columns end in ``_pct``.
+    """
+    from kdlib.figures.why_plots import plot_effects, plot_gain_vs_x
+    from kdlib.studies.notebook import save_metrics
+
+    exp = experiment(name)
+    gains = gains_by_variant(runs, name)
+    effects = effects_table(runs, name)
+    if output_dir:
+        from kdlib.atomic import atomic_path
+
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        for table, file in ((runs, "runs.csv"), (gains, "summary.csv"), (effects, "effects.csv")):
+            with atomic_path(Path(output_dir) / file) as tmp:
+                table.to_csv(tmp, index=False)
+        save_metrics(output_dir, {"experiment": name, "runs": int(len(runs)),
+                                  "effects": effects.to_dict(orient="records"),
+                                  "gains": gains.to_dict(orient="records")})
+    if figures_dir:
+        title, width = f"Why study · {exp.title}", None
+        if preset:
+            from kdlib.engine.config import resolve_config
+
+            cfg = resolve_config(preset, {})
+            width = cfg.student_width
+            title += f" · {preset} preset, {cfg.crop_size[0]}x{cfg.crop_size[1]} crops"
+        if all(v.x is not None for v in exp.variants):
+            plot_gain_vs_x(gains, Path(figures_dir) / f"why_{name}", title, "iterations (poly schedule over each length)",
+                           paper=paper_gains(exp.students[0]) if len(exp.students) == 1 else None, width=width)
+        else:
+            plot_effects(gains, effects, Path(figures_dir) / f"why_{name}", title, width=width)
+    return gains, effects
+
+
+__all__ = ["CORE_METHODS", "EXPERIMENTS", "Experiment", "Variant", "effects_table", "experiment",
+           "gains_by_variant", "paper_gains", "run_experiment", "variant_root", "write_experiment"]
