@@ -51,14 +51,21 @@ def prepare_run_dir(path: str | os.PathLike, resume: bool, overwrite: bool) -> P
     return run
 
 
+#: Study outputs that runs write into the repository: changes there do not make the code "-dirty".
+OUTPUT_PATHS = ("results", "figures")
+
+
 def git_commit() -> Optional[str]:
+    """HEAD of the kdlib checkout, ``-dirty`` when tracked files other than the study outputs
+    (:data:`OUTPUT_PATHS`, which a running study appends to) differ from it; None outside a git checkout."""
     try:
         root = Path(__file__).resolve().parents[2]
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if out.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        excluded = [f":(exclude){p}" for p in OUTPUT_PATHS]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
+                               cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
