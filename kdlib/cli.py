@@ -20,7 +20,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     settings = PAPER_SETTINGS
     if args.size:
-        h, w = (int(v) for v in args.size.lower().split("x"))
+        h, w = _parse_size(args.size)
         settings = (("custom", h, w, args.num_classes),)
     rows = complexity_table(args.models or None, settings)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
@@ -262,7 +262,8 @@ def _add_eval(sub: Any) -> None:
     ev.add_argument("--data-root", help="dataset root (default: the run's data_root)")
     ev.add_argument("--split", default="val", help="split to evaluate (default val)")
     ev.add_argument("--model", help="model name, needed for official checkpoints")
-    ev.add_argument("--width", type=float, default=1.0, help="model width for official checkpoints (1.0)")
+    ev.add_argument("--width", type=float, help="model width: official checkpoints (default 1.0); a kdlib checkpoint "
+                                                "records its own and refuses another")
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
     ev.add_argument("--flip", action="store_true", help="add horizontal-flip inference (off in the papers)")
     ev.add_argument("--scales", type=float, nargs="+", default=[1.0], help="inference scales (default 1.0)")

@@ -208,7 +208,8 @@ def test_cli_train_bad_input_is_a_clear_message_not_a_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("kdlib: error: ") and str(tmp_path / "missing") in proc.stderr
-    assert "Fix:" in proc.stderr  # says what to do
+    assert "set data_root=<folder>" in proc.stderr.splitlines()[0]  # says what to do, in the CLI's spelling
+    assert not (tmp_path / "run").exists()   # a failed run leaves a checkpoint to resume from, or nothing
 
 
 def test_quick_study_tiny(data_root, tmp_path):

@@ -19,7 +19,7 @@ official preprocessing. ``verify(dataset)`` reports counts, label statistics and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Dict, List, Optional, Union
 
 from kdlib.registry import DATASETS
 from kdlib.data import transforms
@@ -44,6 +44,46 @@ from kdlib.data.voc import VOC
 def build_dataset(name: str, root: Union[str, Path], split: str = "train", **options: Any) -> Any:
     """Build the dataset registered as ``name`` from ``root`` (official layout) for ``split``."""
     return DATASETS.get(name)(root, split, **options)
+
+
+def dataset_option_names(name: str) -> Optional[List[str]]:
+    """The keyword options ``build_dataset(name, root, split, **options)`` accepts, read from the builder's
+    signature (a class: its ``__init__`` and, where that passes ``**options`` on, its base classes'; a function:
+    its own and those of the class named by its ``passes_options_to`` attribute). None when unknown."""
+    import inspect
+
+    names: List[str] = []
+    todo: List[Any] = [DATASETS.get(name)]
+    while todo:
+        target = todo.pop(0)
+        init = target.__init__ if isinstance(target, type) else target
+        params = inspect.signature(init).parameters.values()
+        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name not in ("self", "root", "split") and p.name not in names]
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            onward = getattr(target, "passes_options_to", None)
+            if onward is not None:
+                todo.append(onward)
+            elif isinstance(target, type) and target.__mro__[1] is not object:
+                todo.append(target.__mro__[1])
+            else:
+                return None
+    return names
+
+
+def check_dataset_options(name: str, options: Dict[str, Any]) -> None:
+    """Every key of a config's ``dataset_options`` is an option of dataset ``name``; else one ``ValueError`` line."""
+    from kdlib.registry import did_you_mean
+
+    known = dataset_option_names(name)
+    if known is None:
+        return
+    # the trainer sets these itself from the config (crop_size, seed) or per split (augment)
+    known = [k for k in known if k not in ("crop_size", "augment", "seed")]
+    for key in options:
+        if key not in known:
+            raise ValueError(f"dataset_options.{key} is not an option of dataset {name}{did_you_mean(key, known)} "
+                             f"(its options: {', '.join(known)})")
 
 
 def dataset_num_classes(name: str) -> int:
@@ -75,6 +115,8 @@ __all__ = [
     "SizeMismatchError",
     "VOC",
     "build_dataset",
+    "check_dataset_options",
+    "dataset_option_names",
     "dataset_num_classes",
     "generates_on_first_use",
     "transforms",

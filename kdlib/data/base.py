@@ -32,6 +32,10 @@ FilePair = Tuple[str, Optional[str]]
 
 
 # ------------------------------------------------------------------------------------------ errors
+#: How to name a dataset's folder, in each interface's own spelling.
+ROOT_FIX = ("set data_root=<folder> (kdlib train, notebooks' extra) or --data-root <folder> (kdlib eval) to the "
+            "folder that holds this layout (root= in build_dataset)")
+
 class DataError(Exception):
     """Base class of every data-loading error raised by kdlib (catch this to catch them all)."""
 
@@ -133,9 +137,8 @@ class SegmentationDataset(Dataset):
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DatasetNotFoundError(
-                f"{self.display_name} root '{self.root}' does not exist or is not a folder.\n"
-                f"Expected the official layout:\n{self.layout_help}\n"
-                f"Fix: pass root=<the folder that holds this layout>."
+                f"{self.display_name} root '{self.root}' does not exist or is not a folder: {ROOT_FIX}.\n"
+                f"Expected the official layout:\n{self.layout_help}"
             )
         self._set_classes(class_names, palette)
         self.channel_order, self.mean, self.std, _ = T.normalization_stats(normalize)
@@ -238,7 +241,7 @@ class SegmentationDataset(Dataset):
             raise DatasetNotFoundError(
                 f"{self.display_name} split '{self.split}': folder '{d}' not found and no list file given.\n"
                 f"Expected the official layout:\n{self.layout_help}\n"
-                f"Fix: point root= at that layout, or pass list_file=."
+                f"Fix: {ROOT_FIX}, or pass list_file=."
             )
         return d
 
@@ -248,7 +251,7 @@ class SegmentationDataset(Dataset):
             raise MissingFilesError(
                 f"{self.display_name} split '{self.split}': {len(missing)} file(s) named by {self.list_source} "
                 f"do not exist: {_first(missing)}.\n"
-                f"Fix: check that root='{self.root}' is the folder the list paths are relative to, "
+                f"Fix: check that the data root '{self.root}' is the folder the list paths are relative to, "
                 f"that the download is complete, or pass a list_file= naming only files you have."
             )
 

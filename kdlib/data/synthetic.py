@@ -356,3 +356,14 @@ def build_synthetic_streets(root: Union[str, os.PathLike], split: str, *, preset
 # what the dataset declares (kdlib.data.dataset_num_classes / generates_on_first_use read it)
 build_synthetic_streets.num_classes = NUM_CLASSES  # type: ignore[attr-defined]
 build_synthetic_streets.generated_on_first_use = True  # type: ignore[attr-defined]  (takes ``progress``)
+
+
+def _declare_loader() -> None:
+    """build_dataset("synthetic_streets", ...) passes every option it does not take itself on to the CamVid loader
+    (read by :func:`kdlib.data.dataset_option_names`)."""
+    from kdlib.data.camvid import CamVid
+
+    build_synthetic_streets.passes_options_to = CamVid  # type: ignore[attr-defined]
+
+
+_declare_loader()

@@ -58,16 +58,17 @@ class LoadedCheckpoint(NamedTuple):
 
 
 def load_segmentation_model(checkpoint: Union[str, os.PathLike], num_classes: Optional[int] = None,
-                            model_name: Optional[str] = None, width: float = 1.0,
-                            role: str = "checkpoint") -> LoadedCheckpoint:
+                            model_name: Optional[str] = None, width: Optional[float] = None,
+                            role: str = "checkpoint", width_field: str = "width") -> LoadedCheckpoint:
     """The one loader of trained segmentation models: a kdlib run directory (its ``best.pt``, else
     ``final.pt``), a kdlib weights file, or an official CIRKD / Af-DCD state dict.
 
-    A kdlib file records its model, width and class count: ``model_name`` and ``num_classes``, when given,
-    are checked against it. An official file records none of them, so both are required (``width`` too if
-    not 1.0); its keys are mapped and checked all or nothing (:func:`kdlib.models.load_official`). ``role``
-    names the file in error messages (``teacher checkpoint``, ...). Every mistake is one ``ValueError`` /
-    ``FileNotFoundError`` that says what to do.
+    A kdlib file records its model, width and class count: ``model_name``, ``width`` and ``num_classes``, when
+    given, are checked against it (a width the file does not have is refused, not ignored; ``width_field`` is
+    the name the caller's user sets it by, e.g. ``teacher_width``). An official file records none of them, so
+    model and classes are required (``width`` defaults to 1.0); its keys are mapped and checked all or nothing
+    (:func:`kdlib.models.load_official`). ``role`` names the file in error messages (``teacher checkpoint``,
+    ...). Every mistake is one ``ValueError`` / ``FileNotFoundError`` that says what to do.
     """
     from kdlib.engine.rundir import weights_file
     from kdlib.models import OfficialCheckpointError, build_model, load_official
@@ -81,6 +82,9 @@ def load_segmentation_model(checkpoint: Union[str, os.PathLike], num_classes: Op
         name = blob["model_name"]
         if model_name and model_name != name:
             raise ValueError(f"{role} {path} holds a {name}, but the config asks for {model_name}")
+        if width is not None and float(width) != float(blob["width"]):
+            raise ValueError(f"{role} {path} holds a {name} at width {blob['width']:g}, but {width_field}={width:g} "
+                             f"was asked for: set {width_field}={blob['width']:g} or use a checkpoint of that width")
         if num_classes is not None and blob["num_classes"] != num_classes:
             raise ValueError(f"{role} {path} has {blob['num_classes']} classes but the dataset has {num_classes}; "
                              f"use a model trained on this dataset")
@@ -90,7 +94,7 @@ def load_segmentation_model(checkpoint: Union[str, os.PathLike], num_classes: Op
     if not model_name or num_classes is None:
         raise ValueError(f"{role} {path} is an official state dict, which records neither the model nor its class "
                          f"count: give the model name (e.g. deeplabv3_resnet101) and the dataset")
-    model = build_model(model_name, int(num_classes), aux=True, width=float(width))
+    model = build_model(model_name, int(num_classes), aux=True, width=1.0 if width is None else float(width))
     try:
         load_official(model, blob)
     except OfficialCheckpointError as exc:

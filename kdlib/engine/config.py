@@ -6,6 +6,8 @@ defaults (loss weights, options) < explicit overrides (``key=value`` on the comm
 from __future__ import annotations
 
 import dataclasses
+import os
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -82,18 +84,24 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "TrainConfig":
+        """A validated config from field values: unknown fields and values of the wrong type are refused with
+        one line naming the field, what it takes and what it got (``ValueError``)."""
+        from kdlib.registry import did_you_mean
+
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown config field(s): {', '.join(unknown)}; known fields: "
-                             f"{', '.join(sorted(known))}")
+            hints = "".join(f"{name}{did_you_mean(name, known)}, " for name in unknown).rstrip(", ")
+            raise ValueError(f"unknown config field(s): {hints}; `kdlib train --help` lists the fields")
+        hints = typing.get_type_hints(cls)
         cfg = cls()
         for key, value in data.items():
-            setattr(cfg, key, _coerce(known[key], value))
+            setattr(cfg, key, check_type(key, _coerce(known[key], value), hints[key]))
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
+        """Value checks across fields (types are checked by :meth:`from_dict`)."""
         if self.iterations < 1:
             raise ValueError("iterations must be >= 1")
         if self.batch_size < 1:
@@ -105,8 +113,14 @@ class TrainConfig:
         if self.method != "none" and not self.teacher:
             raise ValueError(f"method {self.method!r} needs a teacher: set teacher=<model name> and "
                              f"teacher_checkpoint=<kdlib run dir or official checkpoint>")
-        if len(self.crop_size) != 2:
-            raise ValueError("crop_size must be (H, W)")
+        if len(self.crop_size) != 2 or min(self.crop_size) < 1:
+            raise ValueError(f"crop_size must be two positive integers [H, W], e.g. crop_size=[64,128]; "
+                             f"got {list(self.crop_size)}")
+        for name in ("eval_interval", "checkpoint_interval", "log_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr < 0:
+            raise ValueError(f"lr must be >= 0, got {self.lr}")
         if self.report_checkpoint not in REPORT_CHECKPOINTS:
             raise ValueError(f"report_checkpoint must be best or final, got {self.report_checkpoint!r}")
 
@@ -129,12 +143,63 @@ def normalise_fields(data: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def _type_name(hint: Any) -> str:
+    """``Optional[int]`` -> ``an integer or null``; the words the one-line errors use."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        return " or ".join(_type_name(a) for a in inner) + " or null"
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_type_name(args[0]).split(' ', 1)[-1]}s, e.g. [1.0]"
+        return f"a list of {len(args)} {_type_name(args[0]).split(' ', 1)[-1]}s, e.g. [64,128]"
+    if origin is dict:
+        return "a mapping, e.g. {key: value} or key.sub=value"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin is typing.Union:
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args))
+    if origin is dict:
+        return isinstance(value, dict) and all(_matches(v, args[1]) for v in value.values())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def check_type(name: str, value: Any, hint: Any) -> Any:
+    """``value`` if it has the field's declared type, else a one-line ``ValueError``: ``iterations must be an
+    integer, got 'abc'`` (YAML parsed the command line, so ``abc`` is a string and ``2.5`` a number)."""
+    if not _matches(value, hint):
+        shown = list(value) if isinstance(value, tuple) else value
+        raise ValueError(f"{name} must be {_type_name(hint)}, got {shown!r}")
+    return value
+
+
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    if isinstance(value, os.PathLike):   # paths given from Python: stored as the string a YAML file would hold
+        return os.fspath(value)
     if isinstance(default, tuple) and isinstance(value, (list, tuple)):
         return tuple(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(default, tuple) and all(isinstance(v, float) for v in default) and isinstance(value, tuple):
+        return tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
     return value
 
 
@@ -166,16 +231,27 @@ def merge(base: Dict[str, Any], update: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def resolve_config(preset: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> TrainConfig:
-    """Defaults < preset < method defaults for the dataset < overrides, validated."""
+    """Defaults < preset < method defaults for the dataset < overrides, validated.
+
+    Overriding a preset's ``dataset`` with another one drops the preset's ``data_root`` and
+    ``dataset_options`` (they describe the preset's dataset): the data root becomes ``data/<dataset>``
+    unless ``data_root`` is given too.
+    """
     from kdlib.engine.recipes import PRESETS, method_defaults
+    from kdlib.registry import did_you_mean
 
     data: Dict[str, Any] = TrainConfig().to_dict()
+    overrides = overrides or {}
     if preset:
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}")
-        data = merge(data, PRESETS[preset])
+            raise ValueError(f"unknown preset {preset!r}{did_you_mean(preset, PRESETS)}; known presets: "
+                             f"{', '.join(sorted(PRESETS))}")
+        chosen = dict(PRESETS[preset])
+        if "dataset" in overrides and overrides["dataset"] != chosen.get("dataset", data["dataset"]):
+            chosen.pop("dataset_options", None)
+            chosen["data_root"] = f"data/{overrides['dataset']}"
+        data = merge(data, chosen)
         data["preset"] = preset
-    overrides = overrides or {}
     method = overrides.get("method", data["method"])
     dataset = overrides.get("dataset", data["dataset"])
     data = merge(data, method_defaults(method, dataset))
@@ -184,8 +260,17 @@ def resolve_config(preset: Optional[str] = None, overrides: Optional[Dict[str, A
 
 
 def load_config_file(path: str) -> Dict[str, Any]:
-    with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
+    """The mapping of config fields in the YAML file ``path``; a malformed file is one ``ValueError`` line."""
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"{path} is not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a config file must hold a mapping of field: value")
     return data

@@ -30,7 +30,7 @@ def run_eval(args: argparse.Namespace) -> Dict[str, Any]:
     dataset = build_dataset(dataset_name, root, args.split, augment=False, **options)
     if not run_cfg and not args.model:
         raise ValueError("an official checkpoint needs --model (e.g. deeplabv3_resnet18)")
-    model = load_segmentation_model(path, dataset.num_classes, model_name=args.model, width=args.width).model
+    model = load_segmentation_model(path, dataset.num_classes, model_name=args.model, width=args.width, width_field="--width").model
     device = init_distributed(args.device).device
     result = evaluate(model.to(device), dataset, device, scales=args.scales, flip=args.flip,
                       max_samples=args.max_samples)

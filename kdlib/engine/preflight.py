@@ -120,6 +120,9 @@ def check_buildable(cfg: TrainConfig) -> None:
 
     if cfg.dataset not in DATASETS:
         DATASETS.get(cfg.dataset)  # raises the registry's "unknown dataset" error
+    from kdlib.data import check_dataset_options
+
+    check_dataset_options(cfg.dataset, cfg.dataset_options)
     if cfg.method == "none":
         pair_spec(cfg)
         return

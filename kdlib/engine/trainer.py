@@ -115,7 +115,8 @@ def load_teacher(cfg: TrainConfig, num_classes: int, device: torch.device) -> Se
         raise ValueError(f"method {cfg.method!r} needs a trained teacher: set teacher_checkpoint=<kdlib run "
                          f"dir, kdlib checkpoint or official .pth>")
     teacher = load_segmentation_model(cfg.teacher_checkpoint, num_classes, model_name=cfg.teacher,
-                                      width=cfg.teacher_width, role="teacher checkpoint").model
+                                      width=cfg.teacher_width, role="teacher checkpoint",
+                                      width_field="teacher_width").model
     teacher.eval().requires_grad_(False)
     return teacher.to(device)
 
@@ -182,6 +183,16 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     ``metrics.json`` last).
     """
     run = build_run(cfg, resume, overwrite, progress)
+    try:
+        return _train_loop(run, resume, progress)
+    except BaseException:
+        _discard_unstarted(run.run_dir, run.created, run.dist.is_main)
+        raise
+
+
+def _train_loop(run: "Run", resume: bool, progress: bool) -> Dict[str, Any]:
+    """:func:`train` after :func:`build_run`: restore, run files, the loop, :func:`finish`."""
+    cfg = run.cfg
     start, best = restore(run, resume)
     write_run_files(run, start)
     loader = make_loader(run, start)
@@ -229,6 +240,7 @@ class Run:
     step_module: nn.Module          # ``core``, or its DDP wrapper
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
+    created: bool = False           # this call created run_dir (removed again if the run fails before a checkpoint)
 
     @property
     def device(self) -> torch.device:
@@ -238,22 +250,43 @@ class Run:
 def build_run(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool) -> Run:
     """Checks, the run directory, seeds, data, student (ImageNet init), teacher, method, optimizer, DDP —
     in this order, which fixes every random draw of a run."""
-    from kdlib.data import build_dataset, generates_on_first_use
-
     cfg.validate()
     check_imagenet(cfg)   # before anything is built: a paper preset without its ImageNet file stops here
     dist_info = distributed.init_distributed(cfg.device)
     reset_peak_memory(dist_info.device)
-    device, rank, world = dist_info.device, dist_info.rank, dist_info.world_size
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the {world} processes")
+    if cfg.batch_size % dist_info.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the "
+                         f"{dist_info.world_size} processes")
     amp_dtype = AMP_DTYPES[cfg.amp]
-    if amp_dtype is torch.float16 and device.type != "cuda":
+    if amp_dtype is torch.float16 and dist_info.device.type != "cuda":
         raise ValueError("amp=fp16 needs a CUDA device; use amp=bf16 on CPU")
     run_dir = Path(cfg.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.method}-{cfg.student}")
+    created = overwrite or not run_dir.exists()   # overwrite: the old run is gone once prepare_run_dir ran
     if dist_info.is_main:
         prepare_run_dir(run_dir, resume, overwrite)
     distributed.barrier()
+    try:
+        return _build_parts(cfg, dist_info, amp_dtype, run_dir, progress, created)
+    except BaseException:
+        _discard_unstarted(run_dir, created, dist_info.is_main)
+        raise
+
+
+def _discard_unstarted(run_dir: Path, created: bool, is_main: bool) -> None:
+    """A run that failed before its first resumable checkpoint leaves nothing: remove the run directory this
+    call created (a failed run leaves either a checkpoint to resume from, or no trace)."""
+    import shutil
+
+    if created and is_main and not (run_dir / "checkpoint_last.pt").exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _build_parts(cfg: TrainConfig, dist_info: Any, amp_dtype: Optional[torch.dtype], run_dir: Path,
+                 progress: bool, created: bool) -> "Run":
+    """The rest of :func:`build_run`, after the run directory exists (seeds, data, models, method, optimizer)."""
+    from kdlib.data import build_dataset, generates_on_first_use
+
+    device, rank, world = dist_info.device, dist_info.rank, dist_info.world_size
     seed_everything(cfg.seed * 1000 + rank)  # distinct dropout noise per rank, reproducible per run
 
     # ---- data ----
@@ -297,7 +330,7 @@ def build_run(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool) -
         step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda"
                                               else None, broadcast_buffers=False)
     return Run(cfg, dist_info, amp_dtype, run_dir, data_opts, train_set, val_set, teacher, distiller, core,
-               step_module, optimizer, scaler)
+               step_module, optimizer, scaler, created)
 
 
 def restore(run: Run, resume: bool) -> Tuple[int, Optional[Dict[str, Any]]]:

@@ -68,7 +68,7 @@ def parse_run_dirs(text: str) -> Dict[str, str]:
 
 
 def load_model(checkpoint: PathLike, device: Union[str, torch.device] = "cpu", *, model_name: Optional[str] = None,
-               num_classes: Optional[int] = None, width: float = 1.0) -> LoadedModel:
+               num_classes: Optional[int] = None, width: Optional[float] = None) -> LoadedModel:
     """Load a trained model for analysis (eval mode, ``requires_grad=False``).
 
     Args:
