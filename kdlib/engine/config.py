@@ -38,6 +38,7 @@ class TrainConfig:
     method: str = field(default="none", metadata={"help": "registered method name (none: the student alone); kdlib.registry.METHODS lists them"})
     method_options: Dict[str, Any] = field(default_factory=dict, metadata={"help": "method hyperparameters (e.g. temperature, queue sizes); see the method docstring"})
     loss_weights: Dict[str, float] = field(default_factory=dict, metadata={"help": "weight of each named loss term; 0 disables a term (ablations)"})
+    weight_scaling: str = field(default="none", metadata={"help": "none (the published weights) or paper_shapes: rescale each term from the paper's tensor sizes to this run's (kdlib.methods.scaling)"})
     # ---- optimisation (docs/reference.md §5) ----
     iterations: int = field(default=40000, metadata={"help": "training iterations (papers: 40000; COCO-Stuff 80000)"})
     batch_size: int = field(default=16, metadata={"help": "global batch (all ranks together)"})
@@ -121,6 +122,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr < 0:
             raise ValueError(f"lr must be >= 0, got {self.lr}")
+        if self.weight_scaling not in WEIGHT_SCALINGS:
+            raise ValueError(f"weight_scaling must be one of {', '.join(WEIGHT_SCALINGS)}, got {self.weight_scaling!r}")
+        if self.weight_scaling != "none" and self.student.startswith("segformer"):
+            raise ValueError("weight_scaling=paper_shapes is defined for the CNN students (output stride 8), "
+                             f"not {self.student}")
         if self.report_checkpoint not in REPORT_CHECKPOINTS:
             raise ValueError(f"report_checkpoint must be best or final, got {self.report_checkpoint!r}")
 
@@ -131,6 +137,8 @@ class TrainConfig:
 
 
 REPORT_CHECKPOINTS = ("best", "final")
+#: ``weight_scaling`` values: the published weights, or kdlib.methods.scaling's rule.
+WEIGHT_SCALINGS = ("none", "paper_shapes")
 NO_IMAGENET = "none"  # student_imagenet value of the explicit opt-out (CIRKD Table 1's R18* setting)
 
 

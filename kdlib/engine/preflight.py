@@ -128,14 +128,17 @@ def check_buildable(cfg: TrainConfig) -> None:
         return
     from kdlib.methods import build_distiller
 
+    from kdlib.engine.weight_scaling import method_settings
+
     pair = pair_spec(cfg)
+    weights, options, _ = method_settings(cfg, pair)
     with torch.device("meta"):
         try:
-            build_distiller(cfg.method, pair, cfg.loss_weights, cfg.method_options)
+            build_distiller(cfg.method, pair, weights, options)
         except TypeError as exc:   # a malformed option value
             raise ValueError(f"method {cfg.method}: {exc}") from None
     h, w = (int(v) // 8 for v in cfg.crop_size)   # the CNN models' output stride
-    METHODS.get(cfg.method).check_setting(cfg.method_options, pair, (h, w))
+    METHODS.get(cfg.method).check_setting(options, pair, (h, w))
 
 
 def _num_classes(dataset: str) -> int:

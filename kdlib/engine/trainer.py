@@ -37,6 +37,7 @@ from kdlib.engine.rundir import (append_jsonl, environment, prepare_run_dir, wri
 from kdlib.engine.sampler import EpochKeyed, ResumableSampler
 from kdlib.engine.sync_bn import convert_sync_batchnorm
 from kdlib.methods import DistillLoss, PairSpec, build_distiller
+from kdlib.engine.weight_scaling import method_settings
 from kdlib.models import Segmentor, build_model, load_imagenet_backbone
 from kdlib.models.output import SegOutput
 
@@ -241,6 +242,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     created: bool = False           # this call created run_dir (removed again if the run fails before a checkpoint)
+    scaling: Optional[Dict[str, Any]] = None   # weight_scaling's record (effective weights, options), if any
 
     @property
     def device(self) -> torch.device:
@@ -305,12 +307,13 @@ def _build_parts(cfg: TrainConfig, dist_info: Any, amp_dtype: Optional[torch.dty
     if cfg.disable_dropout:
         _disable_dropout(student)
     teacher = load_teacher(cfg, num_classes, device) if cfg.method != "none" else None
-    distiller = None
+    distiller, loss_weights, scaling = None, cfg.loss_weights, None
     if teacher is not None:
         pair = PairSpec(num_classes, student.feature_channels, teacher.feature_channels, student.c4_channels,
                         teacher.c4_channels)
-        distiller = build_distiller(cfg.method, pair, cfg.loss_weights, cfg.method_options)
-    step_module: nn.Module = StudentStep(student, distiller, cfg.loss_weights, cfg.aux_weight if cfg.aux else 0.0)
+        loss_weights, method_options, scaling = method_settings(cfg, pair)   # the config's, unless weight_scaling
+        distiller = build_distiller(cfg.method, pair, loss_weights, method_options)
+    step_module: nn.Module = StudentStep(student, distiller, loss_weights, cfg.aux_weight if cfg.aux else 0.0)
     if world > 1:
         step_module = convert_sync_batchnorm(step_module, device)
     step_module.to(device)
@@ -330,7 +333,7 @@ def _build_parts(cfg: TrainConfig, dist_info: Any, amp_dtype: Optional[torch.dty
         step_module = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda"
                                               else None, broadcast_buffers=False)
     return Run(cfg, dist_info, amp_dtype, run_dir, data_opts, train_set, val_set, teacher, distiller, core,
-               step_module, optimizer, scaler, created)
+               step_module, optimizer, scaler, created, scaling)
 
 
 def restore(run: Run, resume: bool) -> Tuple[int, Optional[Dict[str, Any]]]:
@@ -353,6 +356,8 @@ def write_run_files(run: Run, start: int) -> None:
         return
     cfg, world = run.cfg, run.dist.world_size
     write_text_atomic(run.run_dir / "config.yaml", cfg.to_yaml())
+    if run.scaling is not None:
+        write_json(run.run_dir / "weight_scaling.json", run.scaling)
     env = environment(cfg.seed, run.device, world)
     env.update(global_batch=cfg.batch_size, per_device_batch=cfg.batch_size // world, resumed_at=start)
     write_json(run.run_dir / "env.json", env)

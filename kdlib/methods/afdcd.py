@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from kdlib.methods.base import DistillLoss, PairSpec
+from kdlib.methods.base import DistillLoss, PairSpec, TensorShapes
 from kdlib.losses.functional import (afdcd_channel_loss, afdcd_fd_loss, afdcd_omni_loss, afdcd_spatial_loss,
                                      kd_loss)
 from kdlib.methods import random_draws
@@ -194,6 +194,18 @@ class AfDCD(DistillLoss):
         if dataset == "camvid":
             differences.update(val_split="test", final_split="test")
         return differences
+
+    @classmethod
+    def shape_scaling(cls, run: TensorShapes, paper: TensorShapes, options: Mapping[str, Any]
+                      ) -> Tuple[Dict[str, float], Dict[str, Any]]:
+        """``weight_scaling=paper_shapes`` (:mod:`kdlib.methods.scaling`): ``fd`` sums over the C_t h w elements
+        of a map, so its weight is multiplied by (C_t h w)_paper / (C_t h w)_run; the contrast logits sum -L1
+        over the C_t / M channels of a group, so ``tau`` is multiplied by (C_t / M)_run / (C_t / M)_paper (M of
+        the paper: the default 16). ``kd`` is a mean (factor 1); ``sc`` / ``cc`` use the same ``tau``."""
+        paper_m = cls.default_options()["groups"]
+        fd = (paper.pair.teacher_c4 * paper.positions) / (run.pair.teacher_c4 * run.positions)
+        channels_ratio = (run.pair.teacher_c4 / int(options.get("groups", paper_m))) / (paper.pair.teacher_c4 / paper_m)
+        return {"fd": fd}, {"tau": float(options.get("tau", cls.default_options()["tau"])) * channels_ratio}
 
     @classmethod
     def check_setting(cls, options: Mapping[str, Any], pair: PairSpec, feature_size: Tuple[int, int]) -> None:

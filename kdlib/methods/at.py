@@ -1,11 +1,11 @@
 """Attention transfer (AT) as released in the CIRKD repository — docs/reference.md §3.5."""
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from torch import Tensor
 
-from kdlib.methods.base import DistillLoss, PairSpec
+from kdlib.methods.base import DistillLoss, PairSpec, TensorShapes
 from kdlib.losses.functional import at_loss, kd_loss
 from kdlib.models.output import SegOutput
 from kdlib.registry import METHODS
@@ -47,6 +47,16 @@ class AT(DistillLoss):
                              f"got {scale_to_positions}")
         self.kd_temperature = float(kd_temperature)
         self.scale_to_positions = None if scale_to_positions is None else int(scale_to_positions)
+
+    @classmethod
+    def shape_scaling(cls, run: TensorShapes, paper: TensorShapes, options: Mapping[str, Any]
+                      ) -> Tuple[Dict[str, float], Dict[str, Any]]:
+        """``weight_scaling=paper_shapes`` (:mod:`kdlib.methods.scaling`): the ``at`` term scales with 1 / (h w), so
+        its weight is multiplied by (h w)_run / (h w)_paper — what ``scale_to_positions`` = the paper's positions
+        does; nothing more when that option is already set."""
+        if options.get("scale_to_positions") is not None:
+            return {}, {}
+        return {"at": run.positions / paper.positions}, {}
 
     def forward(self, student: SegOutput, teacher: SegOutput, labels: Tensor) -> Dict[str, Tensor]:
         out: Dict[str, Tensor] = {}

@@ -44,6 +44,19 @@ class PairSpec:
     teacher_c4: int
 
 
+@dataclass(frozen=True)
+class TensorShapes:
+    """The sizes a method's terms are computed on: the pair's channels and the (h, w) of its feature maps."""
+
+    pair: PairSpec
+    height: int
+    width: int
+
+    @property
+    def positions(self) -> int:
+        return self.height * self.width
+
+
 class DistillLoss(nn.Module):
     """Base class. Subclasses define ``terms``, ``distils``, ``display_name``, ``paper_weights`` and
     implement :meth:`forward`.
@@ -129,6 +142,15 @@ class DistillLoss(nn.Module):
         return {**differences, "loss_weights": weights, "method_options": options}
 
     @classmethod
+    def shape_scaling(cls, run: "TensorShapes", paper: "TensorShapes", options: Mapping[str, Any]
+                      ) -> Tuple[Dict[str, float], Dict[str, Any]]:
+        """``weight_scaling=paper_shapes`` (:mod:`kdlib.methods.scaling`): ``(weight factors per term, option
+        values)`` that bring the terms from the paper's tensor sizes to the run's. Default: nothing changes —
+        right for terms that are means over their elements, or divergences between distributions of
+        normalised vectors (KD, CWD, CIRKD, SKD, IFVD, FitNet), whose size does not grow with the tensors."""
+        return {}, {}
+
+    @classmethod
     def check_setting(cls, options: Mapping[str, Any], pair: PairSpec, feature_size: Tuple[int, int]) -> None:
         """Raise ``ValueError`` when ``options`` cannot run as given with this pair and (h, w) feature maps
         (e.g. a patch larger than the map), where the module would fail or silently change the value.
@@ -163,4 +185,4 @@ def method_label(method: str) -> str:
     return method
 
 
-__all__ = ["DistillLoss", "PairSpec", "build_distiller", "method_label"]
+__all__ = ["DistillLoss", "PairSpec", "TensorShapes", "build_distiller", "method_label"]
