@@ -39,6 +39,11 @@ output_dir = "results/afdcd_camvid"
 figures_dir = "figures/afdcd_camvid"
 
 # %%
+from kdlib.paths import use_project_root
+
+use_project_root()   # relative paths resolve against the project root ($KDLIB_HOME), wherever the kernel started
+
+# %%
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.reproduce import reproduce_table
 from kdlib.studies.study import split_list

@@ -43,6 +43,11 @@ output_dir = "results/afdcd_loss_terms"
 figures_dir = "figures/afdcd_loss_terms"
 
 # %%
+from kdlib.paths import use_project_root
+
+use_project_root()   # relative paths resolve against the project root ($KDLIB_HOME), wherever the kernel started
+
+# %%
 from kdlib.studies.ablation import reproduce_ablation
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.study import split_list

@@ -37,6 +37,11 @@ output_dir = "results/afdcd_tau"
 figures_dir = "figures/afdcd_tau"
 
 # %%
+from kdlib.paths import use_project_root
+
+use_project_root()   # relative paths resolve against the project root ($KDLIB_HOME), wherever the kernel started
+
+# %%
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.study import split_list
 from kdlib.studies.sweep import reproduce_sweep

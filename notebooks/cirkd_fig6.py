@@ -41,6 +41,11 @@ output_dir = "results/cirkd_fig6"
 figures_dir = "figures/cirkd_fig6"
 
 # %%
+from kdlib.paths import use_project_root
+
+use_project_root()   # relative paths resolve against the project root ($KDLIB_HOME), wherever the kernel started
+
+# %%
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.study import split_list
 from kdlib.studies.sweep import reproduce_figure

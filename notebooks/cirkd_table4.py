@@ -40,6 +40,11 @@ output_dir = "results/cirkd_table4"
 figures_dir = "figures/cirkd_table4"
 
 # %%
+from kdlib.paths import use_project_root
+
+use_project_root()   # relative paths resolve against the project root ($KDLIB_HOME), wherever the kernel started
+
+# %%
 from kdlib.studies.ablation import reproduce_ablation
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.study import split_list

@@ -39,6 +39,11 @@ output_dir = "results/fig_qualitative"
 figures_dir = "figures/fig_qualitative"
 
 # %%
+from kdlib.paths import use_project_root
+
+use_project_root()   # relative paths resolve against the project root ($KDLIB_HOME), wherever the kernel started
+
+# %%
 from kdlib.studies.notebook import parse_extra, save_metrics
 from kdlib.figures.predictions import parse_run_dirs
 from kdlib.studies.paper_figures import make_qualitative_figure

@@ -51,6 +51,11 @@ output_dir = "results/fig_similarity"
 figures_dir = "figures/fig_similarity"
 
 # %%
+from kdlib.paths import use_project_root
+
+use_project_root()   # relative paths resolve against the project root ($KDLIB_HOME), wherever the kernel started
+
+# %%
 import pandas as pd
 
 from kdlib.studies.notebook import parse_extra

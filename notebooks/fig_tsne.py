@@ -40,6 +40,11 @@ output_dir = "results/fig_tsne"
 figures_dir = "figures/fig_tsne"
 
 # %%
+from kdlib.paths import use_project_root
+
+use_project_root()   # relative paths resolve against the project root ($KDLIB_HOME), wherever the kernel started
+
+# %%
 from kdlib.studies.paper_figures import make_tsne_figure
 from kdlib.studies.notebook import parse_extra
 from kdlib.figures.predictions import parse_run_dirs

@@ -35,6 +35,11 @@ imagenet_dir = ""           # folder of the official ImageNet files (the student
 output_dir = ""             # set by kdlib grid: where metrics.json and the run directory go
 
 # %%
+from kdlib.paths import use_project_root
+
+use_project_root()   # relative paths resolve against the project root ($KDLIB_HOME), wherever the kernel started
+
+# %%
 from pathlib import Path
 
 from kdlib.studies.notebook import parse_extra, save_metrics, train_config

@@ -37,6 +37,11 @@ output_dir = "results/why_schedule"
 figures_dir = "figures/why_schedule"
 
 # %%
+from kdlib.paths import use_project_root
+
+use_project_root()   # relative paths resolve against the project root ($KDLIB_HOME), wherever the kernel started
+
+# %%
 from IPython.display import Markdown, display
 
 from kdlib.studies.notebook import parse_extra

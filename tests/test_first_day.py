@@ -84,3 +84,32 @@ def test_a_teacher_width_the_checkpoint_does_not_have_is_refused(capsys, tmp_pat
                                    "teacher_width=0.25", f"--run-dir={tmp_path / 'run'}", "--quiet"])
     assert "at width 0.125, but teacher_width=0.25 was asked for: set teacher_width=0.125" in line
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def _tree(folder: Path) -> set:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if "__pycache__" not in p.parts
+            and ".ipynb_checkpoints" not in p.parts}
+
+
+def test_a_notebook_started_in_notebooks_finds_the_default_teacher_and_writes_nothing_there(tmp_path,
+                                                                                            tiny_data_and_teacher):
+    """JupyterLab starts the kernel in notebooks/: the notebook still resolves runs/quick/teacher (installed from
+    the committed results/quick/teacher in a fresh clone) against the project root, and writes nothing there."""
+    import jupytext
+    import papermill as pm
+
+    extra, _ = tiny_data_and_teacher
+    student_only = " ".join(a for a in extra.split() if not a.startswith("teacher_width"))
+    before = _tree(REPO / "notebooks")
+    out = tmp_path / "cell"
+    nb = jupytext.read(REPO / "notebooks" / "train_config.py")
+    pm.execute_notebook(nb, str(tmp_path / "executed.ipynb"), kernel_name="python3", progress_bar=False,
+                        cwd=str(REPO / "notebooks"),
+                        parameters={"method": "kd", "extra": student_only, "output_dir": str(out)})
+    import json
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["miou"] <= 1.0
+    config = (out / "run" / "config.yaml").read_text()
+    assert "teacher_checkpoint: runs/quick/teacher" in config and (REPO / "runs" / "quick" / "teacher" / "best.pt").is_file()
+    assert _tree(REPO / "notebooks") == before

@@ -73,6 +73,9 @@ def load_segmentation_model(checkpoint: Union[str, os.PathLike], num_classes: Op
     from kdlib.engine.rundir import weights_file
     from kdlib.models import OfficialCheckpointError, build_model, load_official
 
+    from kdlib.engine.reuse import install_default_run
+
+    install_default_run(checkpoint)   # a default teacher folder in a fresh clone: the committed run
     path = weights_file(Path(checkpoint))
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(blob, dict) and blob.get("format") == CHECKPOINT_FORMAT:

@@ -72,4 +72,31 @@ def install_shipped_run(shipped: Path, run_dir: Path, cfg: TrainConfig, files: S
     return True
 
 
-__all__ = ["Launcher", "install_shipped_run", "train_or_reuse"]
+
+#: Default teacher run folders and the committed runs that fill them (``make quick`` / ``kdlib proxy`` install
+#: them too): a notebook or ``kdlib train`` naming the default finds it in a fresh clone.
+SHIPPED_RUNS = {"runs/quick/teacher": "results/quick/teacher", "runs/proxy/teacher": "results/proxy/teacher"}
+SHIPPED_FILES = ("best.pt", "config.yaml", "metrics.json")
+
+
+def install_default_run(path: "os.PathLike[str] | str") -> bool:
+    """When ``path`` is one of :data:`SHIPPED_RUNS`' default folders (relative to the working directory) and
+    missing, copy the committed run there (whole or nothing); True if copied. The loader then checks the
+    model, width and classes as for any checkpoint."""
+    import shutil
+
+    key = Path(path).as_posix().rstrip("/")
+    shipped = Path(SHIPPED_RUNS.get(key, ""))
+    target = Path(key)
+    if key not in SHIPPED_RUNS or target.exists() or not all((shipped / f).is_file() for f in SHIPPED_FILES):
+        return False
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in SHIPPED_FILES:
+        shutil.copyfile(shipped / name, tmp / name)
+    tmp.rename(target)
+    print(f"kdlib: installed the committed {shipped} into {target}", flush=True)
+    return True
+
+__all__ = ["Launcher", "SHIPPED_RUNS", "install_default_run", "install_shipped_run", "train_or_reuse"]

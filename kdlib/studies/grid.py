@@ -130,6 +130,8 @@ def run_cell(notebook: Path, params: Mapping[str, Any], cell_dir: Path, kernel_n
     """Execute ``notebook`` with ``params`` (+ ``output_dir``) into ``cell_dir``; never raises on failure."""
     import papermill as pm
 
+    from kdlib.studies.kernel import ipc_kernel_manager
+
     cell_dir.mkdir(parents=True, exist_ok=True)
     (cell_dir / DONE_FILE).unlink(missing_ok=True)
     full = {**params, "output_dir": str(cell_dir)}
@@ -141,7 +143,8 @@ def run_cell(notebook: Path, params: Mapping[str, Any], cell_dir: Path, kernel_n
     try:
         pm.execute_notebook(read_notebook(Path(notebook)), str(cell_dir / "notebook.ipynb"),
                             parameters=passed, kernel_name=kernel_name, progress_bar=False,
-                            cwd=str(Path.cwd()), execution_timeout=timeout_s)
+                            cwd=str(Path.cwd()), execution_timeout=timeout_s,
+                            kernel_manager_class=ipc_kernel_manager())
     except Exception as exc:  # noqa: BLE001 - the grid keeps going; the message is reported at the end
         error = _error_banner(exc)
     wall = round(time.time() - started, 2)

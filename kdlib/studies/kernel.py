@@ -1,0 +1,25 @@
+"""The Jupyter kernel kdlib executes notebooks in (``kdlib grid``, the tests): local IPC sockets instead of TCP.
+
+papermill starts each notebook's kernel on this machine only, so the kernel needs no network port: with IPC
+transport the kernel talks over local socket files and ipykernel prints no "Kernel is running over TCP without
+encryption" warning into every executed notebook and log.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def ipc_kernel_manager() -> Any:
+    """A jupyter_client kernel manager class whose kernels use IPC transport (for ``kernel_manager_class=``)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _ipc(self) -> str:
+            return "ipc"
+
+    return IPCKernelManager
+
+
+__all__ = ["ipc_kernel_manager"]
