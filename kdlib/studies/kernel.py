@@ -6,6 +6,7 @@ encryption" warning into every executed notebook and log.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -18,6 +19,14 @@ def ipc_kernel_manager() -> Any:
         @default("transport")
         def _ipc(self) -> str:
             return "ipc"
+
+        @default("ip")
+        def _socket_prefix(self) -> str:
+            # IPC "ports" are numbered files next to this prefix: a fresh folder per kernel, so kernels started at
+            # the same time (kdlib grid --jobs) or one after another never share a socket
+            import tempfile
+
+            return os.path.join(tempfile.mkdtemp(prefix="kdlib-kernel-"), "kernel")
 
     return IPCKernelManager
 
