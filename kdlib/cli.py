@@ -9,20 +9,48 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NoReturn, Optional, Tuple
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes (a missing argument, a bad value) are one ``kdlib: error: ...`` line and exit status 2,
+    like every other mistake, with where to read more instead of the usage block."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"kdlib: error: {message} (see `{self.prog} --help`)\n")
+
+
+class ListOption(argparse.Action):
+    """A list option: values separated by spaces, commas or both (``--seeds 0 1 2`` = ``--seeds 0,1,2``)."""
+
+    def __init__(self, option_strings: List[str], dest: str, item_type: Any = str, **kwargs: Any) -> None:
+        self.item_type = item_type
+        super().__init__(option_strings, dest, nargs="+", **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        items = [part.strip() for value in values for part in str(value).split(",") if part.strip()]
+        try:
+            setattr(namespace, self.dest, [self.item_type(item) for item in items])
+        except ValueError:
+            kind = "integers" if self.item_type is int else "values"
+            parser.error(f"{option_string} takes {kind} separated by spaces or commas, e.g. 0 1 2 or 0,1,2; "
+                         f"got {' '.join(map(str, values))!r}")
+
 
 # bad input and a diverged run (NaN / Inf loss) are reported as one line; anything else is a bug: traceback
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, KeyError, FileExistsError, NotADirectoryError, FloatingPointError)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from kdlib.info import PAPER_SETTINGS, complexity_table, format_table
+    from kdlib.info import PAPER_SETTINGS, complexity_table, format_table, write_table_file
 
+    if args.recount and not args.size:
+        print(f"info: counted every model again into {write_table_file()}", file=sys.stderr)
     settings = PAPER_SETTINGS
     if args.size:
         h, w = _parse_size(args.size)
         settings = (("custom", h, w, args.num_classes),)
-    rows = complexity_table(args.models or None, settings)
+    rows = complexity_table(args.models or None, settings, recount=args.recount)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
     return 0
 
@@ -120,12 +148,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from kdlib.studies.grid import failure_report, parse_param, run_grid
 
     params = dict(parse_param(spec) for spec in args.param)
-    seeds = None
-    if args.seeds is not None:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        except ValueError:
-            raise ValueError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {args.seeds!r}") from None
+    seeds = args.seeds
     slurm = dict(parse_param(spec) for spec in args.slurm) if args.slurm else {}
     slurm = {k: v[0] for k, v in slurm.items()}
     if args.gpus_per_cell:
@@ -177,7 +200,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         else:
             fig = plot_synthetic_samples(preset=args.preset, n=args.n, seed=args.seed, split=args.split,
                                          indices=args.indices, columns=args.columns, title=args.title)
-        out = Path(args.out)
+        out = Path(args.out) if args.out else _new_file(Path("figures/synthetic_streets_samples.png"))
         if out.suffix.lower() == ".png":
             save_compact_png(fig, out)               # 256-colour palette: a small file for the README
         else:
@@ -201,6 +224,14 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_file(path: Path) -> Path:
+    """``path`` with ``-1``, ``-2``, ... before its suffix: the first name not taken yet."""
+    n = 1
+    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
+
+
 def _parse_size(text: str) -> Tuple[int, int]:
     """``'HxW'`` → ``(H, W)``; a clear error otherwise."""
     try:
@@ -217,9 +248,11 @@ def _add_info(sub: Any) -> None:
         description="Print params, the papers' FLOPs (official counting rule) and true multiply-adds of "
                     "every model at the input sizes of CIRKD Tables 1-3, next to the papers' numbers.")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
-    info.add_argument("--models", nargs="+", metavar="NAME", help="only these models (default: all)")
+    info.add_argument("--models", action=ListOption, metavar="NAME", help="only these models (default: all)")
     info.add_argument("--size", metavar="HxW", help="count at this input size instead of the papers' sizes")
     info.add_argument("--num-classes", type=int, default=19, help="classes when --size is given (default 19)")
+    info.add_argument("--recount", action="store_true",
+                      help="count the models again instead of reading the stored table (and rewrite it)")
     info.set_defaults(func=_cmd_info)
 
 
@@ -281,11 +314,12 @@ def _add_quick(sub: Any) -> None:
                     "distilled students, evaluate them, and write results/quick/*.csv and figures/quick/*. "
                     "Finished runs under --runs-root are reused and unfinished ones resumed.")
     quick.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run")
-    quick.add_argument("--methods", nargs="+", default=["kd"], help="distillation methods to compare (default kd)")
+    quick.add_argument("--methods", action=ListOption, default=["kd"], metavar="METHOD",
+                       help="distillation methods to compare, e.g. kd cirkd or kd,cirkd (default kd)")
     quick.add_argument("--results-dir", default="results/quick", help="where the CSV tables go")
     quick.add_argument("--figures-dir", default="figures/quick", help="where the figures go")
     quick.add_argument("--runs-root", default="runs/quick", help="where the run directories go")
-    quick.add_argument("--fresh", action="store_true",
+    quick.add_argument("--fresh", "--overwrite", dest="fresh", action="store_true",
                        help="retrain every run (default: reuse finished runs, resume interrupted ones)")
     quick.add_argument("--train-teacher", action="store_true",
                        help="train the teacher (~3 min on 2 cores) instead of installing the committed "
@@ -312,7 +346,7 @@ def _add_grid(sub: Any) -> None:
     grid.add_argument("notebook", help="notebook (.ipynb or jupytext .py) with a cell tagged 'parameters'")
     grid.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
                       help="a notebook parameter and its values (YAML; commas inside [] are kept); repeatable")
-    grid.add_argument("--seeds", help="comma-separated seeds: one cell per seed for a notebook with a seed parameter "
+    grid.add_argument("--seeds", action=ListOption, item_type=int, metavar="SEED", help="seeds (0 1 2 or 0,1,2): one cell per seed for a notebook with a seed parameter "
                                       "(train_config), the notebook's own seeds parameter otherwise (default: 0, "
                                       "or the notebook's default)")
     grid.add_argument("--jobs", type=int, default=1, help="cells run at once on this machine (default 1)")
@@ -409,14 +443,16 @@ def _add_data(sub: Any) -> None:
                     "CamVid-layout folder.",
         epilog="example (the README figure): kdlib data samples --out figures/synthetic_streets_samples.png "
                "--preset proxy --indices 0 1 5 6 7 11 13 15")
-    smp.add_argument("--out", default="figures/synthetic_streets_samples.png",
-                     help="output image file; the suffix picks the format (default %(default)s)")
+    smp.add_argument("--out", "--output", dest="out",
+                     help="output image file, replaced if it exists; the suffix picks the format (default: a new "
+                          "file figures/synthetic_streets_samples-N.png, never the README's figure)")
     smp.add_argument("--root", help="read samples from this dataset folder instead of generating them")
     smp.add_argument("--preset", default="proxy", help="synthetic_streets preset to draw from (default proxy)")
     smp.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
     smp.add_argument("--split", default="train", help="split to show (default train)")
     smp.add_argument("-n", "--n", type=int, default=8, help="number of samples (default 8)")
-    smp.add_argument("--indices", type=int, nargs="+", metavar="I", help="show these samples instead of the first N")
+    smp.add_argument("--indices", action=ListOption, item_type=int, metavar="I",
+                     help="show these samples instead of the first N")
     smp.add_argument("--columns", type=int, default=4, help="image/label pairs per row (default 4)")
     smp.add_argument("--title", help="figure title")
     ver = data_sub.add_parser("verify", help="check a dataset on disk: counts, label values, sizes",
@@ -428,13 +464,15 @@ def _add_data(sub: Any) -> None:
     data.set_defaults(func=_cmd_data)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(with_registries: bool = False) -> argparse.ArgumentParser:
+    """The ``kdlib`` parser; ``with_registries`` adds the registered names to the help texts (imports torch)."""
+    parser = OneLineParser(
         prog="kdlib",
         description="Knowledge distillation for semantic segmentation (CIRKD, Af-DCD and baselines).",
         epilog="Run 'kdlib <command> --help' for the options of a command.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
-    sub = parser.add_subparsers(dest="command", metavar="command")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="command", parser_class=OneLineParser)
 
     _add_info(sub)
     _add_train(sub)
@@ -444,11 +482,44 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(sub)
     _add_proxy(sub)
     _add_data(sub)
+    for command in sub.choices.values():   # global options work after the command too (kdlib train ... --debug)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show full tracebacks instead of one-line errors")
+    if with_registries:
+        parser.epilog = f"{registries_text()}\n\n{parser.epilog}"
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        for name in ("train", "quick", "grid", "plan"):
+            command = sub.choices[name]
+            command.epilog = f"{command.epilog or ''}\n\n{registries_text()}".strip()
+            command.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
+def _version() -> str:
+    from kdlib import __version__
+
+    return f"kdlib {__version__}"
+
+
+def registries_text() -> str:
+    """The registered methods, models, datasets and presets (for ``--help``)."""
+    import kdlib.data  # noqa: F401  (registers the datasets)
+    import kdlib.methods  # noqa: F401
+    import kdlib.models  # noqa: F401
+    from kdlib.engine.recipes import PRESETS
+    from kdlib.registry import DATASETS, METHODS, MODELS
+
+    return "\n".join([
+        "registered names:",
+        f"  methods:  none (the student alone), {', '.join(METHODS.names())}",
+        f"  models:   {', '.join(MODELS.names())}",
+        f"  datasets: {', '.join(DATASETS.names())}",
+        f"  presets:  {', '.join(sorted(PRESETS))}"])
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(with_registries="-h" in argv or "--help" in argv or not argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

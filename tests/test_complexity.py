@@ -76,3 +76,15 @@ def test_complexity_leaves_model_untouched_and_runs_on_real_weights():
     assert c.input_size == (1, 3, 64, 64)
     with pytest.raises(ValueError):
         complexity(model, (3, 64, 64))
+
+
+def test_the_stored_table_kdlib_info_prints_equals_a_fresh_count():
+    """``kdlib info`` reads kdlib/models/complexity_table.json (fast); it must be what counting gives today
+    (after a model change: ``kdlib info --recount``)."""
+    import json
+
+    from kdlib.info import TABLE_FILE, complexity_table
+
+    assert json.loads(TABLE_FILE.read_text()) == complexity_table(recount=True)
+    assert complexity_table(["deeplabv3_resnet18"]) == [r for r in complexity_table(recount=True)
+                                                        if r["model"] == "deeplabv3_resnet18"]

@@ -13,7 +13,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def one_line_error(capsys, argv) -> str:
     """Run the CLI; assert exit status 2, one stderr line, nothing on stdout; return the line."""
-    rc = main(argv)
+    try:
+        rc = main(argv)
+    except SystemExit as exc:   # argparse's own checks (bad list values) exit through OneLineParser.error
+        rc = exc.code
     out, err = capsys.readouterr()
     assert rc == 2, (argv, out, err)
     lines = [line for line in err.splitlines() if line.strip()]
@@ -64,7 +67,7 @@ def test_grid_refuses_a_parameter_typo_and_bad_seeds_before_running_a_cell(capsy
     line = one_line_error(capsys, ["grid", notebook, "--param", "methd=kd", "--results-root", str(tmp_path)])
     assert "has no parameter 'methd' (did you mean method?)" in line
     line = one_line_error(capsys, ["grid", notebook, "--seeds", "0,x", "--results-root", str(tmp_path)])
-    assert "--seeds takes comma-separated integers" in line
+    assert "--seeds takes integers separated by spaces or commas" in line
     assert not any(tmp_path.iterdir())
 
 
@@ -113,3 +116,56 @@ def test_a_notebook_started_in_notebooks_finds_the_default_teacher_and_writes_no
     config = (out / "run" / "config.yaml").read_text()
     assert "teacher_checkpoint: runs/quick/teacher" in config and (REPO / "runs" / "quick" / "teacher" / "best.pt").is_file()
     assert _tree(REPO / "notebooks") == before
+
+
+# ------------------------------------------------------------------------------------------- CLI conventions
+def test_version_and_global_options_after_the_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("kdlib 0.")
+    with pytest.raises(ValueError, match="iterations must be an integer"):   # --debug: the traceback, not a line
+        main(["train", "--preset", "quick", "iterations=abc", "--print-config", "--debug"])
+
+
+def test_list_options_take_spaces_or_commas():
+    from kdlib.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["--seeds", "0", "1", "2"], ["--seeds", "0,1,2"], ["--seeds", "0,1", "2"]):
+        assert parser.parse_args(["grid", "nb.py", *argv]).seeds == [0, 1, 2]
+    assert parser.parse_args(["quick", "--methods", "kd,cirkd"]).methods == ["kd", "cirkd"]
+    assert parser.parse_args(["quick", "--methods", "kd", "cirkd"]).methods == ["kd", "cirkd"]
+    assert parser.parse_args(["quick", "--overwrite"]).fresh is True   # one name per concept, as kdlib train
+    assert parser.parse_args(["data", "samples", "--output", "x.png"]).out == "x.png"
+
+
+def test_help_lists_the_registered_names(capsys):
+    for argv in (["--help"], ["train", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        assert "methods:  none (the student alone), afdcd, at, cirkd" in out and "synthetic_streets" in out
+        assert "deeplabv3_resnet18" in out and "presets:" in out and "quick" in out
+
+
+def test_info_reads_its_stored_table_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io; import kdlib.cli as c\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out: rc = c.main(['info'])\n"
+            "print(rc, 'torch' in sys.modules, 'deeplabv3_resnet18' in out.getvalue())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.stdout.split() == ["0", "False", "True"], result.stderr
+
+
+def test_data_samples_never_overwrites_unless_told(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    figure = tmp_path / "figures" / "synthetic_streets_samples.png"
+    figure.parent.mkdir()
+    figure.write_bytes(b"the README figure")
+    assert main(["data", "samples", "--preset", "tiny", "-n", "2", "--columns", "2"]) == 0
+    assert figure.read_bytes() == b"the README figure"
+    assert (tmp_path / "figures" / "synthetic_streets_samples-1.png").stat().st_size > 1000
+    assert main(["data", "samples", "--preset", "tiny", "-n", "2", "--columns", "2", "--out", str(figure)]) == 0
+    assert figure.read_bytes() != b"the README figure"   # told: replaced
