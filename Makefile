@@ -6,11 +6,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kdlib-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: venv test quick proxy info clean-venv
+.PHONY: venv test quick proxy info lab clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt .jupyter/labconfig/default_setting_overrides.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test]' -c constraints.txt
+	@mkdir -p $(VENV)/etc/jupyter/labconfig && cp .jupyter/labconfig/default_setting_overrides.json $(VENV)/etc/jupyter/labconfig/
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -26,6 +27,11 @@ proxy: $(STAMP)
 
 info: $(STAMP)
 	$(BIN)/kdlib info
+
+# JupyterLab on the notebooks. The .py notebooks open as notebooks: jupytext's default-viewer setting, shipped in
+# .jupyter/labconfig/ and installed into the venv's Jupyter config by `make venv`.
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
 
 clean-venv:
 	rm -rf $(VENV)

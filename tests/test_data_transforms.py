@@ -269,3 +269,23 @@ def test_registry_and_build_dataset(camvid):
         build_dataset("camvidd", root, "val")
     with pytest.raises(ValueError, match="unknown split"):
         CamVid(root, "training")
+
+
+def test_torchvision_crop_pad_flip_equal_plain_indexing():
+    """crop / pad / flip go through torchvision; they must equal the index operations they stand for, bit for bit
+    (the proxy study's numbers depend on it)."""
+    import torch
+
+    from kdlib.data import transforms as T
+
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (3, 7, 9), generator=gen).float()
+    label = torch.randint(-1, 11, (7, 9), generator=gen)
+    img, lab = T.crop_pair(image, label, 2, 3, 4, 5)
+    assert torch.equal(img, image[:, 2:6, 3:8]) and torch.equal(lab, label[2:6, 3:8])
+    img, lab = T.hflip_pair(image, label)
+    assert torch.equal(img, image[:, :, torch.arange(8, -1, -1)]) and torch.equal(lab, label[:, torch.arange(8, -1, -1)])
+    img, lab = T.pad_pair(image, label, 10, 12, ignore_index=-1)
+    assert img.shape == (3, 10, 12) and torch.equal(img[:, :7, :9], image) and (img[:, 7:] == 0).all()
+    assert (img[:, :, 9:] == 0).all() and torch.equal(lab[:7, :9], label) and (lab[7:] == -1).all()
+    assert (lab[:, 9:] == -1).all() and lab.dtype == label.dtype and img.dtype == image.dtype

@@ -166,21 +166,31 @@ def pad_pair(
     pad_h, pad_w = max(height - h, 0), max(width - w, 0)
     if pad_h == 0 and pad_w == 0:
         return image, label
-    img = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
-    lab = F.pad(label, (0, pad_w, 0, pad_h), value=ignore_index)
+    tvf = _tv_functional()
+    img = tvf.pad(image, [0, 0, pad_w, pad_h], fill=0.0)
+    lab = tvf.pad(label[None], [0, 0, pad_w, pad_h], fill=ignore_index)[0]
     return img, lab
 
 
 def crop_pair(
     image: torch.Tensor, label: torch.Tensor, top: int, left: int, height: int, width: int
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Crop both tensors to ``[top:top+height, left:left+width]``."""
-    return image[:, top : top + height, left : left + width], label[top : top + height, left : left + width]
+    """Crop both tensors to ``[top:top+height, left:left+width]`` (inside the image: :func:`pad_pair` first)."""
+    tvf = _tv_functional()
+    return tvf.crop(image, top, left, height, width), tvf.crop(label[None], top, left, height, width)[0]
 
 
 def hflip_pair(image: torch.Tensor, label: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Mirror both tensors left-right."""
-    return image.flip(-1), label.flip(-1)
+    tvf = _tv_functional()
+    return tvf.horizontal_flip(image), tvf.horizontal_flip(label[None])[0]
+
+
+def _tv_functional():
+    """torchvision's tensor transforms (crop, pad, flip: exact index operations, the official ones' results)."""
+    import torchvision.transforms.v2.functional as tvf
+
+    return tvf
 
 
 # ---------------------------------------------------------------------------------- augmentation
