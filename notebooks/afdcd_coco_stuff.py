@@ -47,11 +47,12 @@ use_project_root()   # relative paths resolve against the project root ($KDLIB_H
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.reproduce import reproduce_table
 from kdlib.studies.study import split_list
-from kdlib.report.tables import render_table
+from kdlib.report.show import show_figures, show_table
 
 result, runs = reproduce_table(table, preset, split_list(students), split_list(methods),
                                [int(s) for s in split_list(seeds)], output_dir, figures_dir,
                                common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
     runs_root=runs_root or None, imagenet_dir=imagenet_dir,
     nproc_per_node=nproc_per_node)
-print(render_table(result))
+show_table(result)
+show_figures(figures_dir)

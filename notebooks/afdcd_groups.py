@@ -47,10 +47,11 @@ use_project_root()   # relative paths resolve against the project root ($KDLIB_H
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.study import split_list
 from kdlib.studies.sweep import reproduce_sweep
-from kdlib.report.tables import render_table
+from kdlib.report.show import show_figures, show_table
 
 summary, runs = reproduce_sweep(sweep, preset, student, values, [int(s) for s in split_list(seeds)], output_dir,
                                 figures_dir, common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
     runs_root=runs_root or None, imagenet_dir=imagenet_dir,
     nproc_per_node=nproc_per_node)
-print(render_table(summary))
+show_table(summary)
+show_figures(figures_dir)

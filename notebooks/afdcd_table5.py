@@ -47,9 +47,10 @@ use_project_root()   # relative paths resolve against the project root ($KDLIB_H
 from kdlib.studies.cost import compare_cost
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.study import split_list
-from kdlib.report.tables import render_table
+from kdlib.report.show import show_figures, show_table
 
 summary, runs = compare_cost(preset, student, split_list(methods), [int(s) for s in split_list(seeds)], output_dir,
                              figures_dir, common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
                              imagenet_dir=imagenet_dir, nproc_per_node=nproc_per_node)
-print(render_table(summary))
+show_table(summary)
+show_figures(figures_dir)

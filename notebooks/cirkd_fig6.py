@@ -49,7 +49,7 @@ use_project_root()   # relative paths resolve against the project root ($KDLIB_H
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.study import split_list
 from kdlib.studies.sweep import reproduce_figure
-from kdlib.report.tables import render_table
+from kdlib.report.show import show_figures, show_table
 
 summary, runs = reproduce_figure("cirkd_fig6", preset, student,
                                  {"cirkd_pixel_queue": pixel_queue_sizes, "cirkd_region_queue": region_queue_sizes},
@@ -57,4 +57,5 @@ summary, runs = reproduce_figure("cirkd_fig6", preset, student,
                                  common={"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)},
     runs_root=runs_root or None, imagenet_dir=imagenet_dir,
     nproc_per_node=nproc_per_node)
-print(render_table(summary))
+show_table(summary)
+show_figures(figures_dir)

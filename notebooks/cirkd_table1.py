@@ -48,14 +48,15 @@ use_project_root()   # relative paths resolve against the project root ($KDLIB_H
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.reproduce import reproduce_table
 from kdlib.studies.study import split_list
-from kdlib.report.tables import render_table
+from kdlib.report.show import show_figures, show_table
 
 common = {"teacher_checkpoint": teacher_checkpoint, **parse_extra(extra)}
 result, runs = reproduce_table(table, preset, split_list(students), split_list(methods),
                                [int(s) for s in split_list(seeds)], output_dir, figures_dir, common=common,
                                runs_root=runs_root or None, imagenet_dir=imagenet_dir,
                                nproc_per_node=nproc_per_node)
-print(render_table(result))
+show_table(result)
+show_figures(figures_dir)
 
 # %% [markdown]
 # The paper's DeepLabV3-R18* row: the same students trained without ImageNet initialisation
@@ -71,4 +72,4 @@ if no_imagenet_students:
                                      f"{output_dir}/no_imagenet", None, common=common,
                                      runs_root=runs_root or f"{output_dir}/runs", imagenet_dir=imagenet_dir,
                                      nproc_per_node=nproc_per_node)
-    print(render_table(no_imagenet))
+    show_table(no_imagenet)

@@ -56,3 +56,8 @@ result = make_qualitative_figure(preset, student, split_list(methods), int(split
                                  palette=palette)
 save_metrics(output_dir, result)
 print(result["pixel_acc"])
+
+# %%
+from kdlib.report.show import show_figures
+
+show_figures(figures_dir)

@@ -70,3 +70,8 @@ result = make_similarity_figures(preset, student, distilled_method, int(split_li
                                  image_b=image_b, anchor=(anchor_row, anchor_col), num_images=num_images,
                                  device=device)
 pd.DataFrame(result["rows"]).drop(columns="run_dir")
+
+# %%
+from kdlib.report.show import show_figures
+
+show_figures(figures_dir)

@@ -56,3 +56,8 @@ result = make_tsne_figure(preset, student, distilled_method, int(split_list(seed
                           run_dirs=parse_run_dirs(run_dirs), num_images=num_images, max_points=max_points,
                           tsne_seed=tsne_seed, perplexity=perplexity, device=device)
 print(result["silhouette"])
+
+# %%
+from kdlib.report.show import show_figures
+
+show_figures(figures_dir)

@@ -70,7 +70,7 @@ use_project_root()   # relative paths resolve against the project root ($KDLIB_H
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.reproduce import reproduce_table
 from kdlib.studies.study import split_list
-from kdlib.report.tables import render_table
+from kdlib.report.show import show_figures, show_table
 
 common = {"teacher": teacher, "teacher_checkpoint": teacher_checkpoint, "student_width": width,
           "teacher_width": width, "optimizer": "adamw", **({"lr": lr} if lr else {}), **parse_extra(extra)}
@@ -80,4 +80,5 @@ result, runs = reproduce_table(table, preset, split_list(students), split_list(m
                                [int(s) for s in split_list(seeds)], output_dir, figures_dir, common=common,
                                method_overrides=per_method, imagenet_dir=imagenet_dir,
                                nproc_per_node=nproc_per_node)
-print(render_table(result))
+show_table(result)
+show_figures(figures_dir)

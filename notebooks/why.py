@@ -44,6 +44,7 @@ use_project_root()   # relative paths resolve against the project root ($KDLIB_H
 # %%
 from IPython.display import Markdown, display
 
+from kdlib.report.show import show_figures
 from kdlib.studies.notebook import parse_extra
 from kdlib.studies.study import split_list
 from kdlib.studies.why import experiment as get_experiment, run_experiment, write_experiment
@@ -58,6 +59,7 @@ runs = run_experiment(experiment, preset, [int(s) for s in split_list(seeds)], r
                       students=split_list(students), methods=split_list(methods), variants=split_list(variants))
 gains, effects = write_experiment(runs, experiment, output_dir, figures_dir, preset=preset)
 display(gains.round(2))
+show_figures(figures_dir)
 
 # %% [markdown]
 # The experiment's contrasts: a setting minus its reference, same student and method (mIoU pp, Welch 95 %

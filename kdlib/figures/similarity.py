@@ -279,24 +279,32 @@ def plot_similarity_maps(rgb_a: np.ndarray, rgb_b: np.ndarray, maps: Mapping[str
 
 def plot_afdcd_matrices(matrices: Mapping[str, PatchSimilarity], path: Union[str, os.PathLike],
                         title: Optional[str] = None, similarity: str = "l1",
-                        notes: Optional[Mapping[str, str]] = None) -> List[Path]:
+                        notes: Optional[Mapping[str, str]] = None,
+                        channels_per_group: Optional[Mapping[str, int]] = None) -> List[Path]:
     """Heat-maps of Af-DCD patch similarity matrices; rows = models, columns = spatial (N² x N²) and channel
-    (M x M). Each panel has its own colour bar (cividis): widths differ between models, and so do -L1 scales.
-    ``notes``: per-model text appended to the row label (e.g. the channel count)."""
+    (M x M). The models are compared down each column, so each column has one colour scale and one labelled
+    colour bar. ``channels_per_group``: per model, the channels an L1 / L2 distance sums over (C / M); the
+    distances are divided by it (per-channel distance), since models of different widths otherwise differ in
+    scale by their channel count alone. ``notes``: per-model text appended to the row label."""
     from kdlib.figures.plots import save_figure
 
     label = {"l1": "-L1 distance", "l2": "-L2 distance", "cosine": "cosine"}.get(similarity, similarity)
+    per_channel = bool(channels_per_group) and similarity in ("l1", "l2")
+    if per_channel:
+        label += " per channel"
+    scaled = {name: [np.asarray(m, np.float64) / (channels_per_group[name] if per_channel else 1.0)
+                     for m in (sim.spatial, sim.channel)] for name, sim in matrices.items()}
+    limits = [(min(float(v[c].min()) for v in scaled.values()), max(float(v[c].max()) for v in scaled.values()))
+              for c in range(2)]
     rows = len(matrices)
-    fig, axes = plt.subplots(rows, 2, figsize=(7.2, 3.1 * rows + 0.4), squeeze=False,
-                             gridspec_kw={"wspace": 0.45, "hspace": 0.45})
-    for r, (name, sim) in enumerate(matrices.items()):
-        for c, (mat, what, axis) in enumerate(((sim.spatial, "spatial", "patch position"),
-                                               (sim.channel, "channel", "channel group"))):
+    fig, axes = plt.subplots(rows, 2, figsize=(7.6, 3.1 * rows + 0.6), squeeze=False,
+                             gridspec_kw={"wspace": 0.5, "hspace": 0.45})
+    for c, (what, axis) in enumerate((("spatial", "patch position"), ("channel", "channel group"))):
+        vmin, vmax = limits[c]
+        for r, name in enumerate(matrices):
             ax = axes[r, c]
-            data = np.asarray(mat, np.float64)
-            image = ax.imshow(data, cmap=MATRIX_CMAP, interpolation="nearest")
-            bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-            bar.ax.tick_params(labelsize=7)
+            data = scaled[name][c]
+            image = ax.imshow(data, cmap=MATRIX_CMAP, interpolation="nearest", vmin=vmin, vmax=max(vmax, vmin + 1e-9))
             ax.set_title(f"{what} ({data.shape[0]}x{data.shape[1]})", fontsize=9)
             ax.set_xlabel(axis, fontsize=8)
             ax.tick_params(labelsize=7)
@@ -305,6 +313,9 @@ def plot_afdcd_matrices(matrices: Mapping[str, PatchSimilarity], path: Union[str
                 ax.set_ylabel(f"{name}{note}\n{axis}", fontsize=8)
             else:
                 ax.set_ylabel(axis, fontsize=8)
+        bar = fig.colorbar(image, ax=axes[:, c].ravel().tolist(), fraction=0.046, pad=0.04)
+        bar.set_label(f"{label} (one scale for the column)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     fig.suptitle(title or f"Af-DCD patch similarity ({label})", fontsize=10)
     return save_figure(fig, Path(path))
 

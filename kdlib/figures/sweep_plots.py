@@ -14,6 +14,8 @@ from typing import Any, List, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from kdlib.display import model_label
+from kdlib.figures.plots import seeds_note
 from kdlib.paper_numbers.sweeps import as_x, format_number, get_sweep, sweep_rows
 
 
@@ -79,6 +81,11 @@ def _draw(ax: Any, summary: pd.DataFrame, name: str, legend: bool = True, defaul
                   ncol=min(3, len(handles)), handletextpad=0.4, columnspacing=1.0)
 
 
+def _counts(rows: pd.DataFrame) -> List[object]:
+    """Seeds behind each point (the summary's ``n``; 1 when the summary has no such column)."""
+    return list(rows["n"]) if "n" in rows.columns else [1] * len(rows)
+
+
 def plot_sweep(summary: pd.DataFrame, name: str, path: os.PathLike, dataset: str = "", default: Any = None
                ) -> List[Path]:
     """The ablation curve of one sweep as ``path.png`` / ``path.pdf`` (``default``: see :func:`_draw`)."""
@@ -89,8 +96,10 @@ def plot_sweep(summary: pd.DataFrame, name: str, path: os.PathLike, dataset: str
     spec = get_sweep(name)
     fig, ax = plt.subplots(figsize=(4.2, 3.2))
     _draw(ax, summary, name, default=default)
-    student = str(sweep_rows(summary, name)["student"].iloc[0])
-    ax.set_title(f"{spec.title}\n{student}{f' ({dataset})' if dataset else ''}", fontsize=9)
+    rows = sweep_rows(summary, name)
+    student = model_label(str(rows["student"].iloc[0]))
+    ax.set_title(f"{spec.title}\n{student}{f' ({dataset})' if dataset else ''}; {seeds_note(_counts(rows))}",
+                 fontsize=9)
     return save_figure(fig, Path(path))
 
 
@@ -104,10 +113,12 @@ def plot_panels(summary: pd.DataFrame, names: Sequence[str], path: os.PathLike, 
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
     for i, (ax, name) in enumerate(zip(axes[0], names)):
         _draw(ax, summary, name, default=(defaults or {}).get(name))
-        title = get_sweep(name).title.split(": ", 1)[-1]
-        ax.set_title(f"({chr(ord('a') + i)}) {title}", fontsize=9)
-    students = ", ".join(dict.fromkeys(summary.loc[summary["sweep"].isin(names), "student"].astype(str)))
-    fig.suptitle(f"{title + ': ' if title else ''}{students}{f' ({dataset})' if dataset else ''}", fontsize=9)
+        panel = get_sweep(name).title.split(": ", 1)[-1]
+        ax.set_title(f"({chr(ord('a') + i)}) {panel}", fontsize=9)
+    shown = summary[summary["sweep"].isin(names)]
+    students = ", ".join(model_label(s) for s in dict.fromkeys(shown["student"].astype(str)))
+    fig.suptitle(f"{title + ': ' if title else ''}{students}{f' ({dataset})' if dataset else ''}; "
+                 f"{seeds_note(_counts(shown))}", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, Path(path))
 

@@ -9,15 +9,11 @@ import numpy as np
 import pandas as pd
 
 from kdlib.display import method_label, model_label
-from kdlib.figures.plots import PALETTE, plt, save_figure
+from kdlib.figures.plots import PALETTE, plt, save_figure, seeds_note
 
 
 def _seeds_text(table: pd.DataFrame, column: str = "n") -> str:
-    counts = sorted(set(int(n) for n in table[column].dropna()))
-    if not counts:
-        return "no runs"
-    text = "/".join(str(n) for n in counts)
-    return f"n = {text} seed{'s' if counts != [1] else ''}"
+    return seeds_note(table[column], "Welch 95 % intervals")
 
 
 def plot_gain_vs_x(gains: pd.DataFrame, path: os.PathLike, title: str, xlabel: str,
@@ -61,7 +57,7 @@ def plot_gain_vs_x(gains: pd.DataFrame, path: os.PathLike, title: str, xlabel: s
         labels.append("paper gain, Cityscapes (right edge)")
     fig.legend(handles, labels, frameon=False, fontsize=7, loc="lower center", ncol=min(len(labels), 6),
                bbox_to_anchor=(0.5, -0.08))
-    fig.suptitle(f"{title} ({_seeds_text(gains)}, bars: Welch 95 % intervals)", fontsize=9)
+    fig.suptitle(f"{title} ({_seeds_text(gains)})", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, Path(path))
 
@@ -93,7 +89,7 @@ def plot_effects(gains: pd.DataFrame, effects: pd.DataFrame, path: os.PathLike, 
         ax.set_xlabel(xlabel, fontsize=8)
         ax.grid(True, axis="x", alpha=0.3, lw=0.6)
         ax.spines[["top", "right"]].set_visible(False)
-    fig.suptitle(f"{title} ({_seeds_text(left)}, bars: Welch 95 % intervals)", fontsize=9)
+    fig.suptitle(f"{title} ({_seeds_text(left)})", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, Path(path))
 

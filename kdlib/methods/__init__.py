@@ -2,7 +2,7 @@
 
 Each module holds a method's state (projectors, queues, ...) and calls its pure math (:mod:`kdlib.losses`
 or functions in the method's own file). Importing this package imports every module in it, which registers
-the methods: adding a method is adding one file (see the README, "Adding a method").
+the methods: adding a method is adding one file (docs/development.md, "Adding a method").
 """
 import importlib
 import pkgutil

@@ -202,8 +202,11 @@ def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[
     table.to_csv(output_dir / "summary.csv", index=False)
     if figures_dir:  # None or "" (a notebook parameter): no figure
         bars = _ordered(summary, variants).rename(columns={"mean": "miou"})
+        from kdlib.display import model_label
+
+        width = resolve_config(preset, common).student_width
         plot_miou(bars, Path(figures_dir) / "miou", label="variant",
-                  title=f"{spec.title.split(':')[0]}: {student} ({dataset})")
+                  title=f"{spec.title.split(':')[0]} · {preset} preset on {dataset}: {model_label(student, width)}")
     save_metrics(output_dir, {"ablation": name, "method": spec.method, "student": student, "dataset": dataset,
                               "paper_dataset": paper_dataset or None, "rows": table.to_dict(orient="records")})
     return table, runs

@@ -175,10 +175,12 @@ def make_similarity_figures(preset: str, student: str, distilled_method: str, se
     own: Dict[str, PatchSimilarity] = {}
     every: Dict[str, PatchSimilarity] = {}
     notes: Dict[str, str] = {}
+    per_group: Dict[str, int] = {}
     for m in list(dict.fromkeys(c4_models + [distilled_method])):
         c4 = outs[m].c4
         g = math.gcd(c4.shape[1], groups)
         notes[m] = f"C={c4.shape[1]}, M={g}"
+        per_group[m] = c4.shape[1] // g
         own[m] = afdcd_patch_similarity(c4[image_a], c4[image_a], g, patch, pool, similarity, cell)
         per_image = [afdcd_patch_similarity(c4[i], c4[i], g, patch, pool, similarity, None)
                      for i in range(images.shape[0])]
@@ -186,6 +188,7 @@ def make_similarity_figures(preset: str, student: str, distilled_method: str, se
     fig_afdcd = plot_afdcd_matrices({names[m]: own[m] for m in c4_models}, Path(figures_dir) /
                                     "afdcd_patch_similarity", similarity=similarity,
                                     notes={names[m]: notes[m] for m in c4_models},
+                                    channels_per_group={names[m]: per_group[m] for m in c4_models},
                                     title=f"Af-DCD patch self-similarity of backbone c4 (patch {cell} of val "
                                           f"#{image_a}; {patch}x{patch} patch, pool {pool}, {similarity})")
 

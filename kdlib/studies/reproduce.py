@@ -75,11 +75,17 @@ def reproduce_table(name: str, preset: str, students: Sequence[str], methods: Se
     runs.to_csv(output_dir / "runs.csv", index=False)
     table.to_csv(output_dir / "summary.csv", index=False)
     if figures_dir and "none" in methods:  # None or "": no figure
+        from kdlib.display import method_label, model_label
+
         long = per_class_long(runs, by=["student", "method"])
         first = students[0]
-        plot_per_class_iou(long[long["student"] == first], Path(figures_dir) / "per_class_iou", baseline="none",
-                           label="method", title=f"{TABLES[name].title.split(':')[0]}: per-class IoU, {first} "
-                                                 f"({dataset})")
+        cfg = resolve_config(preset, common)
+        shown = long[long["student"] == first].assign(method=lambda f: f["method"].map(method_label))
+        plot_per_class_iou(shown, Path(figures_dir) / "per_class_iou", baseline=method_label("none"),
+                           label="method",
+                           title=f"{TABLES[name].title.split(':')[0]} · {preset} preset on {dataset}: per-class IoU "
+                                 f"of {model_label(first, cfg.student_width)} (mean over {len(seeds)} "
+                                 f"seed{'s' if len(seeds) != 1 else ''}, no interval)")
     save_metrics(output_dir, {"table": name, "dataset": dataset, "rows": table.to_dict(orient="records")})
     return table, runs
 
