@@ -116,6 +116,13 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
         for step in STEPS:
             print(f"{step.name:<18} {step.description}")
         return 0
+    if args.redraw:
+        from kdlib.studies.proxy import redraw
+
+        outcome = redraw(args.steps or None, progress=not args.quiet)
+        for step, what in outcome.items():
+            print(f"{step:<18} {what}")
+        return 1 if any(what.startswith("failed") for what in outcome.values()) else 0
     if args.report:
         from kdlib.report.proxy_report import write_report
 
@@ -405,6 +412,10 @@ def _add_proxy(sub: Any) -> None:
     proxy.add_argument("--report", action="store_true",
                        help="train nothing: render results/proxy/tables.md (every table, gains with Welch 95%% "
                             "intervals, cost, wall time) from the committed results/proxy/**")
+    proxy.add_argument("--redraw", action="store_true",
+                       help="train nothing: re-execute every committed step's final cell from the committed "
+                            "results/proxy/**/runs.csv (figures, tables, executed notebooks; each run keeps its "
+                            "commit), e.g. after a change to the figure code; fig_* and afdcd_table5 are skipped")
     proxy.add_argument("--train-teacher", action="store_true",
                        help="train the R101 teacher (~27 min on 2 cores) instead of starting from the committed "
                             "results/proxy/teacher/ (used when runs/proxy/teacher does not exist yet)")

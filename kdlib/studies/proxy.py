@@ -84,6 +84,9 @@ class Step:
     group: str = "main"                             # run folder: runs/proxy/<group>
     description: str = ""
     common: Mapping[str, Any] = field(default_factory=dict)   # parameters shared by train and final cells
+    #: the final cell draws figures (False: its data is drawn by another step, e.g. the main tables' per-class
+    #: IoU, which is main_runs' figure: the same runs, drawn once)
+    figures: bool = True
 
 
 def _csv(values: Sequence[Any]) -> str:
@@ -129,7 +132,8 @@ def _steps() -> Tuple[Step, ...]:
     ]
     for table, (students, methods) in TABLE_ROWS.items():
         steps.append(Step(table, table, {"students": _csv(students), "methods": _csv(methods)}, (), "main",
-                          f"{table}: rows read from runs/proxy/main", {"seeds": MAIN_SEEDS}))
+                          f"{table}: rows read from runs/proxy/main (per-class IoU: main_runs' figure)",
+                          {"seeds": MAIN_SEEDS}, figures=False))
     from kdlib.studies.ablation import ABLATIONS
 
     for name in ("cirkd_table4", "afdcd_loss_terms"):
@@ -255,7 +259,7 @@ def cell_params(step: Step, final: bool) -> Dict[str, Any]:
     params: Dict[str, Any] = {"preset": PRESET, "teacher_checkpoint": str(TEACHER_RUN), **dict(step.common)}
     if step.notebook != "afdcd_table5":   # it trains each run in a fresh process, in its own folder
         params["runs_root"] = str(RUNS / step.group)
-    params["figures_dir"] = str(FIGURES / step.name) if final else ""
+    params["figures_dir"] = str(FIGURES / step.name) if final and step.figures else ""
     return params
 
 
@@ -332,6 +336,73 @@ def run_proxy(steps: Optional[Sequence[str]] = None, jobs: int = 2, dry_run: boo
     if report:
         print(report)
     return records
+
+
+#: Steps a replay cannot redraw: their figures need the models' weights (fig_*) or fresh timings (afdcd_table5).
+REDRAW_SKIPS = ("afdcd_table5", "fig_qualitative", "fig_similarity", "fig_tsne")
+
+
+def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict[str, str]:
+    """Re-execute the final cell of every committed step from the committed numbers (``kdlib proxy --redraw``).
+
+    The committed ``results/proxy/*/*/runs.csv`` are copied aside and replayed (:mod:`kdlib.studies.replay`):
+    nothing trains, every run keeps its original ``git_commit``. Each step's final cell runs into a scratch
+    folder; on success it replaces ``results/proxy/<step>/`` and its figures replace ``figures/proxy/<step>/``
+    (a step that draws no figure loses its old ones); on failure the committed files stay. Returns
+    ``{step: "redrawn" | "skipped (...)" | "failed: ..."}``.
+    """
+    import shutil
+    import tempfile
+
+    from kdlib.studies.grid import run_grid
+    from kdlib.studies.replay import ENV_VAR
+
+    names = [n for n in (steps or ["main", "why"]) for n in STEP_GROUPS.get(n, (n,))]
+    scratch = Path(tempfile.mkdtemp(prefix="kdlib-redraw-"))
+    source = scratch / "committed"
+    for runs_csv in RESULTS.glob("*/*/runs.csv"):
+        target = source / runs_csv.relative_to(RESULTS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(runs_csv, target)
+    outcome: Dict[str, str] = {}
+    previous = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = str(source)   # the kernels inherit it
+    try:
+        for step, phase, _, notebook, params, _ in plan(names):
+            if phase != "final":
+                continue
+            if step in REDRAW_SKIPS:
+                outcome[step] = "skipped (needs model weights or timings)"
+                continue
+            if not (RESULTS / step).is_dir():
+                outcome[step] = "skipped (not committed)"
+                continue
+            figures = Path(params["figures_dir"][0]) if params["figures_dir"][0] else None
+            old_figures = scratch / "old_figures" / step
+            if figures is not None and figures.is_dir():
+                shutil.move(str(figures), old_figures)
+            _, results = run_grid(notebook_path(notebook), params, jobs=1, results_root=scratch / "out",
+                                  study=step, progress=progress)
+            failed = [r for r in results if r.status == "failed"]
+            if failed:
+                outcome[step] = f"failed: {failed[0].error}"
+                if figures is not None:
+                    shutil.rmtree(figures, ignore_errors=True)
+                    if old_figures.is_dir():
+                        shutil.move(str(old_figures), figures)
+                continue
+            shutil.rmtree(RESULTS / step)
+            shutil.move(str(scratch / "out" / step), RESULTS / step)
+            if figures is None:
+                shutil.rmtree(FIGURES / step, ignore_errors=True)
+            outcome[step] = "redrawn"
+    finally:
+        if previous is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = previous
+        shutil.rmtree(scratch, ignore_errors=True)
+    return outcome
 
 
 def _append_timing(record: Mapping[str, Any]) -> None:
@@ -439,5 +510,5 @@ def verification_verdict(checked: "pandas.DataFrame", committed_kind: Optional[s
     return len(bad) == 0, lines
 
 
-__all__ = ["verify_runs", "verification_verdict", "committed_machine", "MACHINE_FILE", "STEPS", "STEP_NAMES", "SHIPPED_TEACHER", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher",
+__all__ = ["redraw", "REDRAW_SKIPS", "verify_runs", "verification_verdict", "committed_machine", "MACHINE_FILE", "STEPS", "STEP_NAMES", "SHIPPED_TEACHER", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher",
            "grid_command", "install_shipped_teacher", "plan", "run_proxy", "teacher_config"]

@@ -48,6 +48,7 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
     """
     from kdlib.studies.notebook import train_config
     from kdlib.studies.plan import stop_if_planning
+    from kdlib.studies.replay import replayed_result
 
     rows: List[Dict[str, Any]] = []
     if params is not None and len(params) != len(configs):
@@ -61,8 +62,11 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
         overrides = {**dict(common or {}), **cfg, "seed": seed}
         if overrides.get("method", "none") == "none":
             overrides.pop("teacher_checkpoint", None)
-        result = train_config(preset, overrides, Path(runs_root) / run_id(columns), nproc_per_node=nproc_per_node,
-                              imagenet_dir=imagenet_dir)
+        run_dir = Path(runs_root) / run_id(columns)
+        replayed = replayed_result(run_dir)   # KDLIB_REPLAY: the committed numbers, nothing trained
+        result = replayed if replayed is not None else train_config(preset, overrides, run_dir,
+                                                                    nproc_per_node=nproc_per_node,
+                                                                    imagenet_dir=imagenet_dir)
         row: Dict[str, Any] = {**columns, "miou": result["miou"], "pixel_acc": result["pixel_acc"],
                                "best_miou": result.get("best_miou"), "wall_time_s": result.get("wall_time_s")}
         for key in REPORT_COLUMNS:   # runs made before these existed: absent, not invented
@@ -72,7 +76,8 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
         # the trainer's peak memory (MB): CUDA max allocated, or on CPU this process's RSS high-water mark
         # since the run started (kdlib.engine.trainer.peak_memory_mb; kdlib.studies.cost isolates runs)
         row["peak_memory_mb"] = result.get("peak_memory_mb")
-        row.update(_provenance(Path(runs_root) / run_id(columns)))
+        row.update(_provenance(run_dir) if replayed is None else
+                   {"run_dir": str(run_dir), "git_commit": replayed["git_commit"]})
         rows.append(row)
     stop_if_planning()
     return pd.DataFrame(rows)
