@@ -290,7 +290,9 @@ def collect_runs(study_dir: os.PathLike) -> pd.DataFrame:
     """One row per finished cell of a study: parameters, status, wall time, metrics, per-class IoU.
 
     Writes ``<study_dir>/runs.csv`` (atomically) and returns it. Per-class IoU becomes columns
-    ``iou/<class>``; nested metric dicts are flattened with ``/``.
+    ``iou/<class>``; nested metric dicts are flattened with ``/``; a metric that is itself a table (a list of
+    rows, e.g. a table notebook's ``rows``) is left out — it is the cell's ``summary.csv`` — so the CSV stays
+    tidy (one value per field).
     """
     study_dir = Path(study_dir)
     rows = []
@@ -319,6 +321,8 @@ def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
         if isinstance(value, Mapping):
             flat.update(_flatten(value, name))
         elif isinstance(value, (list, tuple)):
+            if any(isinstance(item, Mapping) for item in value):
+                continue   # a table: the cell's summary.csv holds it
             flat[f"{prefix}{key}"] = json.dumps(value)
         else:
             flat[f"{prefix}{key}"] = value

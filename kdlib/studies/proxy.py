@@ -347,8 +347,9 @@ def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict
 
     The committed ``results/proxy/*/*/runs.csv`` are copied aside and replayed (:mod:`kdlib.studies.replay`):
     nothing trains, every run keeps its original ``git_commit``. Each step's final cell runs into a scratch
-    folder; on success it replaces ``results/proxy/<step>/`` and its figures replace ``figures/proxy/<step>/``
-    (a step that draws no figure loses its old ones); on failure the committed files stay. Returns
+    step's committed folders are moved aside and its final cell runs in their place; on success its files replace
+    ``results/proxy/<step>/`` and ``figures/proxy/<step>/`` (a step that draws no figure loses its old ones); on
+    failure the committed files are put back. Returns
     ``{step: "redrawn" | "skipped (...)" | "failed: ..."}``.
     """
     import shutil
@@ -378,21 +379,22 @@ def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict
                 outcome[step] = "skipped (not committed)"
                 continue
             figures = Path(params["figures_dir"][0]) if params["figures_dir"][0] else None
-            old_figures = scratch / "old_figures" / step
-            if figures is not None and figures.is_dir():
-                shutil.move(str(figures), old_figures)
-            _, results = run_grid(notebook_path(notebook), params, jobs=1, results_root=scratch / "out",
-                                  study=step, progress=progress)
+            backup = scratch / "backup" / step
+            backup.mkdir(parents=True)
+            shutil.move(str(RESULTS / step), backup / "results")   # the cell runs in place (paths stay relative)
+            if FIGURES.joinpath(step).is_dir():
+                shutil.move(str(FIGURES / step), backup / "figures")
+            _, results = run_grid(notebook_path(notebook), params, jobs=1, results_root=RESULTS, study=step,
+                                  progress=progress)
             failed = [r for r in results if r.status == "failed"]
-            if failed:
+            if failed:   # the committed files come back
                 outcome[step] = f"failed: {failed[0].error}"
-                if figures is not None:
-                    shutil.rmtree(figures, ignore_errors=True)
-                    if old_figures.is_dir():
-                        shutil.move(str(old_figures), figures)
+                shutil.rmtree(RESULTS / step, ignore_errors=True)
+                shutil.move(str(backup / "results"), RESULTS / step)
+                shutil.rmtree(FIGURES / step, ignore_errors=True)
+                if (backup / "figures").is_dir():
+                    shutil.move(str(backup / "figures"), FIGURES / step)
                 continue
-            shutil.rmtree(RESULTS / step)
-            shutil.move(str(scratch / "out" / step), RESULTS / step)
             if figures is None:
                 shutil.rmtree(FIGURES / step, ignore_errors=True)
             outcome[step] = "redrawn"
