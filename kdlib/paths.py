@@ -34,12 +34,12 @@ def project_root() -> Path:
     return next((folder for folder in (here, *here.parents) if _looks_like_project(folder)), here)
 
 
-def use_project_root() -> Path:
-    """Make the project root the working directory (a notebook's first call); returns it."""
+def use_project_root() -> None:
+    """Make the project root (:func:`project_root`) the working directory: a notebook's first call. Returns
+    nothing, so the cell shows no output (no machine path in executed notebooks)."""
     root = project_root()
     if Path.cwd().resolve() != root:
         os.chdir(root)
-    return root
 
 
 __all__ = ["ENV_VAR", "project_root", "use_project_root"]
