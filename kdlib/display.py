@@ -10,10 +10,10 @@ MODEL_LABELS = {"deeplabv3_resnet18": "DeepLabV3-R18", "deeplabv3_mobilenetv2": 
 
 
 def model_label(model: str, width: Optional[float] = None) -> str:
-    """``deeplabv3_resnet18`` -> ``DeepLabV3-R18`` (``(x0.25)`` appended when ``width`` is not 1)."""
+    """``deeplabv3_resnet18`` -> ``DeepLabV3-R18`` (``×0.25`` appended when ``width`` is not 1)."""
     label = MODEL_LABELS.get(model, model)
     if width is not None and float(width) != 1.0:
-        label += f" (x{float(width):g})"
+        label += f" ×{float(width):g}"
     return label
 
 

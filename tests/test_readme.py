@@ -57,11 +57,6 @@ def _table_after_header(text: str, header_start: str) -> List[Dict[str, str]]:
     return rows
 
 
-def _percent(fraction: float) -> str:
-    """How the docs write a fraction: percent with two decimals."""
-    return f"{100 * fraction:.2f}"
-
-
 # ------------------------------------------------------------------------------------------------ the quick study table
 def _summary() -> Dict[str, Dict[str, str]]:
     with open(ROOT / "results" / "quick" / "summary.csv", newline="") as f:
@@ -75,8 +70,8 @@ def test_readme_quick_table_equals_the_committed_summary():
     for row in rows:
         committed = summary[row["run"]]
         where = f"README quick table, run {row['run']!r}"
-        assert row["mIoU (%)"] == _percent(float(committed["miou"])), where
-        assert row["pixel acc. (%)"] == _percent(float(committed["pixel_acc"])), where
+        assert row["mIoU (%)"] == f"{float(committed['miou_pct']):.2f}", where   # summary.csv is in percent
+        assert row["pixel acc. (%)"] == f"{float(committed['pixel_acc_pct']):.2f}", where
         assert int(row["iterations"].replace(",", "")) == int(committed["iterations"]), where
         width = re.search(r"×\s*([0-9.]+)", row["model"])
         assert width and float(width.group(1)) == float(committed["width"]), where
@@ -87,8 +82,9 @@ def test_quick_summary_teacher_equals_its_metrics_json():
     """The teacher row of summary.csv (which the README shows) is the committed teacher run's own metrics."""
     teacher = _summary()["teacher"]
     metrics = json.loads((ROOT / "results" / "quick" / "teacher" / "metrics.json").read_text())
-    assert float(teacher["miou"]) == pytest.approx(metrics["miou"], abs=1e-12)
-    assert float(teacher["pixel_acc"]) == pytest.approx(metrics["pixel_acc"], abs=1e-12)
+    assert float(teacher["miou_pct"]) == pytest.approx(100 * metrics["miou"], abs=1e-10)
+    assert float(teacher["pixel_acc_pct"]) == pytest.approx(100 * metrics["pixel_acc"], abs=1e-10)
+    assert teacher["git_commit"] and teacher["seed"] == "0" and teacher["started"].startswith("20")
     assert int(teacher["iterations"]) == metrics["iterations"]
 
 

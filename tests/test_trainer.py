@@ -223,15 +223,16 @@ def test_quick_study_tiny(data_root, tmp_path):
     summary = run_quick(overrides=overrides, progress=False, **dirs)
     assert list(summary["run"]) == ["teacher", "baseline", "kd"]
     assert list(summary["iterations"]) == [6, 4, 4]  # the teacher trains 1.5x longer
-    assert summary["miou"].between(0, 1).all()
+    assert summary["miou_pct"].between(0, 100).all()   # results CSVs: percent, with their provenance
+    assert (summary["seed"] == 0).all() and summary["git_commit"].notna().all() and summary["started"].notna().all()
     per_class = (tmp_path / "results" / "per_class_iou.csv").read_text().splitlines()
-    assert per_class[0] == "run,class,iou" and len(per_class) == 1 + 3 * 11
+    assert per_class[0] == "run,label,class,iou_pct,seed,git_commit,started" and len(per_class) == 1 + 3 * 11
     for name in ("miou.png", "per_class_iou.png"):
         assert (tmp_path / "figures" / name).stat().st_size > 1000
     kd_mtime = (tmp_path / "runs" / "kd" / "final.pt").stat().st_mtime
     again = run_quick(overrides=overrides, progress=False, **dirs)  # finished runs are reused
     assert (tmp_path / "runs" / "kd" / "final.pt").stat().st_mtime == kd_mtime
-    assert list(again["miou"]) == list(summary["miou"])
+    assert list(again["miou_pct"]) == list(summary["miou_pct"])
     with pytest.raises(ValueError, match="iterations"):  # ... but never with other settings
         run_quick(overrides={**overrides, "iterations": 5}, progress=False, **dirs)
 

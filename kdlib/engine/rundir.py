@@ -17,6 +17,7 @@ import io
 import json
 import os
 import platform
+import functools
 import subprocess
 import sys
 import time
@@ -53,6 +54,24 @@ def prepare_run_dir(path: str | os.PathLike, resume: bool, overwrite: bool) -> P
 
 #: Study outputs that runs write into the repository: changes there do not make the code "-dirty".
 OUTPUT_PATHS = ("results", "figures")
+
+
+def commit_date(commit: Optional[str]) -> Optional[str]:
+    """The date (YYYY-MM-DD) of ``commit`` (a ``-dirty`` suffix ignored) in this checkout, or None if unknown."""
+    if not commit or not isinstance(commit, str):
+        return None
+    return _commit_date(commit.removesuffix("-dirty"))
+
+
+@functools.lru_cache(maxsize=256)
+def _commit_date(sha: str) -> Optional[str]:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "show", "-s", "--format=%cs", sha], cwd=root, capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def git_commit() -> Optional[str]:

@@ -79,10 +79,11 @@ def plot_per_class_iou(per_class: pd.DataFrame, path: Path, baseline: str, label
     sns.barplot(data=data, x="class", y="iou_pct", hue=label, order=order, palette=PALETTE, ax=ax)
     ax.set_xlabel("")
     ax.set_ylabel("IoU (%)")
-    ax.set_title(title or "per-class IoU")
+    ax.set_title(title or "per-class IoU", fontsize=9)
     ax.tick_params(axis="x", rotation=45)
     for tick in ax.get_xticklabels():
         tick.set_horizontalalignment("right")
-    ax.legend(frameon=False, fontsize=8, ncol=min(4, data[label].nunique()))
+    ax.set_ylim(0, max(float(data["iou_pct"].max()) * 1.22, 1.0))   # room for the legend above the bars
+    ax.legend(frameon=False, fontsize=8, ncol=min(4, data[label].nunique()), loc="upper left")
     ax.spines[["top", "right"]].set_visible(False)
     return save_figure(fig, path)

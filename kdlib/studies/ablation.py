@@ -203,10 +203,11 @@ def reproduce_ablation(name: str, preset: str, student: str, variants: Sequence[
     if figures_dir:  # None or "" (a notebook parameter): no figure
         bars = _ordered(summary, variants).rename(columns={"mean": "miou"})
         from kdlib.display import model_label
+        from kdlib.studies.study import setting_text
 
         width = resolve_config(preset, common).student_width
         plot_miou(bars, Path(figures_dir) / "miou", label="variant",
-                  title=f"{spec.title.split(':')[0]} · {preset} preset on {dataset}: {model_label(student, width)}")
+                  title=f"{spec.title.split(':')[0]} ({setting_text(preset, common)}): {model_label(student, width)}")
     save_metrics(output_dir, {"ablation": name, "method": spec.method, "student": student, "dataset": dataset,
                               "paper_dataset": paper_dataset or None, "rows": table.to_dict(orient="records")})
     return table, runs

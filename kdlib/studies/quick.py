@@ -57,6 +57,13 @@ def _run_or_reuse(cfg: TrainConfig, progress: bool, fresh: bool) -> Dict[str, An
                           fix="rerun with --fresh to replace the quick study's runs, or --runs-root <new folder>")
 
 
+def _env(run_dir: Path) -> Dict[str, Any]:
+    import json
+
+    path = run_dir / "env.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def run_quick(results_dir: str = "results/quick", figures_dir: str = "figures/quick",
               runs_root: str = "runs/quick", overrides: Optional[Dict[str, Any]] = None,
               methods: Sequence[str] = ("kd",), progress: bool = True, fresh: bool = False,
@@ -70,8 +77,12 @@ def run_quick(results_dir: str = "results/quick", figures_dir: str = "figures/qu
 
     from kdlib.figures.plots import plot_miou, plot_per_class_iou
 
+    from kdlib.display import method_label, model_label
+
     started = time.time()
     rows, per_class = [], []
+    student_cfg = _study_configs(Path(runs_root), dict(overrides or {}), methods)[-1][1]
+    cfgs_setting = f"{student_cfg.dataset}, students {student_cfg.iterations:,} iterations"
     for name, cfg in _study_configs(Path(runs_root), dict(overrides or {}), methods):
         if name == "teacher" and not (fresh or train_teacher):
             installed = install_shipped_run(SHIPPED_TEACHER, Path(cfg.run_dir), cfg, SHIPPED_TEACHER_FILES,
@@ -82,21 +93,29 @@ def run_quick(results_dir: str = "results/quick", figures_dir: str = "figures/qu
         if progress:
             print(f"[quick] {name}: {cfg.student} (width {cfg.student_width}), method {cfg.method}", flush=True)
         result = _run_or_reuse(cfg, progress, fresh)
-        rows.append({"run": name, "model": cfg.student, "width": cfg.student_width, "method": cfg.method,
-                     "miou": result["miou"], "pixel_acc": result["pixel_acc"], "best_miou": result["best_miou"],
-                     "iterations": cfg.iterations, "wall_time_s": result["wall_time_s"],
-                     "run_dir": cfg.run_dir})
-        per_class += [{"run": name, "class": c, "iou": v} for c, v in result["per_class_iou"].items()]
+        env = _env(Path(cfg.run_dir))
+        label = f"teacher ({model_label(cfg.student, cfg.student_width)})" if name == "teacher" else \
+            f"{method_label(cfg.method)} ({model_label(cfg.student, cfg.student_width)})"
+        provenance = {"seed": cfg.seed, "git_commit": env.get("git_commit"), "started": env.get("started")}
+        rows.append({"run": name, "label": label, "model": cfg.student, "width": cfg.student_width,
+                     "method": cfg.method, "miou_pct": 100 * result["miou"], "pixel_acc_pct": 100 * result["pixel_acc"],
+                     "best_miou_pct": 100 * result["best_miou"], "iterations": cfg.iterations,
+                     "wall_time_s": result["wall_time_s"], "run_dir": cfg.run_dir, **provenance})
+        per_class += [{"run": name, "label": label, "class": c, "iou_pct": 100 * v, **provenance}
+                      for c, v in result["per_class_iou"].items()]
     summary, per_class_df = pd.DataFrame(rows), pd.DataFrame(per_class)
     results, figures = Path(results_dir), Path(figures_dir)
     results.mkdir(parents=True, exist_ok=True)
     write_text_atomic(results / "summary.csv", summary.to_csv(index=False))
     write_text_atomic(results / "per_class_iou.csv", per_class_df.to_csv(index=False))
-    plot_miou(summary, figures / "miou", title="quick study: mIoU on synthetic_streets val")
-    plot_per_class_iou(per_class_df, figures / "per_class_iou", baseline="baseline",
-                       title="quick study: per-class IoU (sorted by baseline)")
+    setting = f"{cfgs_setting}, one seed per run, no interval"
+    plot_miou(summary.assign(miou=summary["miou_pct"] / 100), figures / "miou", label="label",
+              title=f"Quick study: mIoU on val\n{setting}")
+    plot_per_class_iou(per_class_df.assign(iou=per_class_df["iou_pct"] / 100), figures / "per_class_iou",
+                       baseline=summary.loc[summary["run"] == "baseline", "label"].iloc[0], label="label",
+                       title=f"Quick study: per-class IoU on val, sorted by the baseline\n{setting}")
     if progress:
-        print(summary[["run", "model", "method", "miou", "wall_time_s"]].to_string(index=False))
+        print(summary[["run", "model", "method", "miou_pct", "wall_time_s"]].to_string(index=False))
         print(f"[quick] done in {time.time() - started:.0f} s; tables in {results}, figures in {figures}")
     return summary
 

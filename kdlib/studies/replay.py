@@ -59,6 +59,7 @@ def replayed_result(run_dir: os.PathLike) -> Optional[Dict[str, Any]]:
     result = {k: row[k] for k in RESULT_COLUMNS if k in row and present(row[k])}
     result["per_class_iou"] = {k[len("iou/"):]: v for k, v in row.items() if k.startswith("iou/")}
     result["git_commit"] = row.get("git_commit") if present(row.get("git_commit")) else None
+    result["started"] = row.get("started") if present(row.get("started")) else None
     result.setdefault("best_miou", result.get("miou"))
     return result
 

@@ -76,6 +76,7 @@ def reproduce_table(name: str, preset: str, students: Sequence[str], methods: Se
     table.to_csv(output_dir / "summary.csv", index=False)
     if figures_dir and "none" in methods:  # None or "": no figure
         from kdlib.display import method_label, model_label
+        from kdlib.studies.study import setting_text
 
         long = per_class_long(runs, by=["student", "method"])
         first = students[0]
@@ -83,8 +84,8 @@ def reproduce_table(name: str, preset: str, students: Sequence[str], methods: Se
         shown = long[long["student"] == first].assign(method=lambda f: f["method"].map(method_label))
         plot_per_class_iou(shown, Path(figures_dir) / "per_class_iou", baseline=method_label("none"),
                            label="method",
-                           title=f"{TABLES[name].title.split(':')[0]} · {preset} preset on {dataset}: per-class IoU "
-                                 f"of {model_label(first, cfg.student_width)} (mean over {len(seeds)} "
+                           title=f"{TABLES[name].title.split(':')[0]} ({setting_text(preset, common)}): per-class "
+                                 f"IoU of {model_label(first, cfg.student_width)} (mean over {len(seeds)} "
                                  f"seed{'s' if len(seeds) != 1 else ''}, no interval)")
     save_metrics(output_dir, {"table": name, "dataset": dataset, "rows": table.to_dict(orient="records")})
     return table, runs

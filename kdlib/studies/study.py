@@ -48,6 +48,7 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
     """
     from kdlib.studies.notebook import train_config
     from kdlib.studies.plan import stop_if_planning
+    from kdlib.engine.rundir import commit_date
     from kdlib.studies.replay import replayed_result
 
     rows: List[Dict[str, Any]] = []
@@ -67,7 +68,8 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
         result = replayed if replayed is not None else train_config(preset, overrides, run_dir,
                                                                     nproc_per_node=nproc_per_node,
                                                                     imagenet_dir=imagenet_dir)
-        row: Dict[str, Any] = {**columns, "miou": result["miou"], "pixel_acc": result["pixel_acc"],
+        row: Dict[str, Any] = {**columns, "miou": result["miou"], "miou_pct": 100 * result["miou"],
+                               "pixel_acc": result["pixel_acc"],
                                "best_miou": result.get("best_miou"), "wall_time_s": result.get("wall_time_s")}
         for key in REPORT_COLUMNS:   # runs made before these existed: absent, not invented
             if key in result:
@@ -77,7 +79,8 @@ def run_study(preset: str, configs: Sequence[Mapping[str, Any]], seeds: Sequence
         # since the run started (kdlib.engine.trainer.peak_memory_mb; kdlib.studies.cost isolates runs)
         row["peak_memory_mb"] = result.get("peak_memory_mb")
         row.update(_provenance(run_dir) if replayed is None else
-                   {"run_dir": str(run_dir), "git_commit": replayed["git_commit"]})
+                   {"run_dir": str(run_dir), "git_commit": replayed["git_commit"], "started": replayed.get("started")})
+        row["commit_date"] = commit_date(row["git_commit"])
         rows.append(row)
     stop_if_planning()
     return pd.DataFrame(rows)
@@ -90,12 +93,19 @@ REPORT_COLUMNS = ("report_checkpoint", "final_split", "best_checkpoint_miou", "f
 
 
 def _provenance(run_dir: Path) -> Dict[str, Any]:
-    """``run_dir`` and the ``git_commit`` that trained it (from the run's env.json), for the runs table."""
+    """``run_dir``, the ``git_commit`` that trained it and when it ``started`` (the run's env.json)."""
     import json
 
-    env = run_dir / "env.json"
-    commit = json.loads(env.read_text()).get("git_commit") if env.is_file() else None
-    return {"run_dir": str(run_dir), "git_commit": commit}
+    env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").is_file() else {}
+    return {"run_dir": str(run_dir), "git_commit": env.get("git_commit"), "started": env.get("started")}
+
+
+def setting_text(preset: str, common: Optional[Mapping[str, Any]] = None) -> str:
+    """The setting a figure title names: ``synthetic_streets, proxy preset, 400 iterations``."""
+    from kdlib.engine.config import resolve_config
+
+    cfg = resolve_config(preset, dict(common or {}))
+    return f"{cfg.dataset}, {preset} preset, {cfg.iterations:,} iterations"
 
 
 def study_runs_root(output_dir: os.PathLike, runs_root: Optional[os.PathLike] = None) -> Path:
@@ -112,4 +122,4 @@ def per_class_long(runs: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return long.groupby([*by, "class"], sort=False, as_index=False)["iou"].mean()
 
 
-__all__ = ["per_class_long", "run_study", "split_list", "study_runs_root"]
+__all__ = ["per_class_long", "run_study", "setting_text", "split_list", "study_runs_root"]

@@ -407,12 +407,14 @@ def reproduce_sweep(name: str, preset: str, student: Optional[str], values: Unio
         runs_root: where the runs go instead of ``output_dir/runs`` (several sweep notebooks may share one).
         imagenet_dir, nproc_per_node: as in :func:`kdlib.studies.study.run_study`.
     """
+    from kdlib.studies.study import setting_text
+
     spec = get_sweep(name)
     output_dir = Path(output_dir)
     summary, runs, info = _run_sweeps([(name, values)], preset, student, seeds, output_dir, common, progress,
                                       include_default, runs_root, imagenet_dir, nproc_per_node)
     if figures_dir:  # None or "" (a notebook parameter): no figure
-        plot_sweep(summary, name, Path(figures_dir) / name, dataset=info[name]["dataset"],
+        plot_sweep(summary, name, Path(figures_dir) / name, dataset=setting_text(preset, common),
                    default=info[name]["paper_default"][spec.option])
     _write(output_dir, summary, runs, {"sweep": name, **info[name], "title": spec.title,
                                        "seeds": [int(s) for s in seeds]})
@@ -442,16 +444,18 @@ def reproduce_figure(figure: str, preset: str, student: Optional[str],
                 if values.get(n) is not None and not (isinstance(values[n], str) and not values[n].strip())]
     if not requests:
         raise ValueError(f"{figure}: no values for any panel")
+    from kdlib.studies.study import setting_text
+
     output_dir = Path(output_dir)
     summary, runs, info = _run_sweeps(requests, preset, student, seeds, output_dir, common, progress, False,
                                       runs_root, imagenet_dir, nproc_per_node)
     if figures_dir:  # None or "": no figure
         defaults = {n: info[n]["paper_default"][get_sweep(n).option] for n, _ in requests}
         for name, _ in requests:
-            plot_sweep(summary, name, Path(figures_dir) / name, dataset=info[name]["dataset"],
+            plot_sweep(summary, name, Path(figures_dir) / name, dataset=setting_text(preset, common),
                        default=defaults[name])
         plot_panels(summary, [n for n, _ in requests], Path(figures_dir) / figure,
-                    dataset=next(iter(info.values()))["dataset"], defaults=defaults,
+                    dataset=setting_text(preset, common), defaults=defaults,
                     title=FIGURE_TITLES.get(figure, figure))
     _write(output_dir, summary, runs, {"figure": figure, "sweeps": info, "seeds": [int(s) for s in seeds]})
     return summary, runs
