@@ -172,14 +172,16 @@ WHY_EXPERIMENTS = ("pixel_queue", "loss_scale", "schedule")
 
 
 def _why_steps() -> Tuple[Step, ...]:
-    """One step per why-experiment: one training cell per (variant, method), all seeds; the main setting's runs
-    are the main study's (``runs/proxy/main``, reused when main_runs trained them)."""
+    """One step per why-experiment: one training cell per (variant, method, student), all seeds; the main
+    setting's runs are the main study's (``runs/proxy/main``, reused when main_runs trained them)."""
     from kdlib.studies.why import experiment
 
     steps = []
     for name in WHY_EXPERIMENTS:
         exp = experiment(name)
-        train = tuple(Grid("why", {"experiment": [name], "variants": [v.name], "methods": list(exp.methods_of(v))})
+        # one cell per (variant, method, student): both cores busy even where a variant trains one method
+        train = tuple(Grid("why", {"experiment": [name], "variants": [v.name], "methods": list(exp.methods_of(v)),
+                                   "students": list(exp.students)})
                       for v in exp.variants)
         steps.append(Step(f"why_{name}", "why", {"experiment": name}, train, f"why_{name}",
                           f"why study: {exp.title.lower()} ({exp.question})",
