@@ -258,6 +258,29 @@ def plot_headline(table: pd.DataFrame, path: os.PathLike) -> List[Path]:
     return save_figure(fig, Path(path))
 
 
+def why_step(step: str, results: os.PathLike = "results/proxy") -> List[str]:
+    """Markdown of a why-experiment (:mod:`kdlib.studies.why`): its prediction, the gains over the baseline per
+    setting and the experiment's contrasts, with Welch 95 % intervals (mIoU pp)."""
+    from kdlib.studies.why import experiment
+
+    folder = step_result(step, results)
+    exp = experiment(step[len("why_"):])
+    lines = [f"Prediction (written before the runs): {exp.prediction}", ""]
+    if folder is None:
+        return lines + ["(not run yet)", ""]
+    gains = pd.read_csv(folder / "summary.csv")
+    effects = pd.read_csv(folder / "effects.csv") if (folder / "effects.csv").is_file() else pd.DataFrame()
+    shown = gains.rename(columns={"miou_pct": "mIoU", "miou_ci_pct": "±CI", "gain_pct": "gain",
+                                  "gain_ci_pct": "gain ±CI"})[["student", "variant", "method", "n", "mIoU", "±CI",
+                                                               "gain", "gain ±CI"]]
+    lines += [markdown_table(shown), ""]
+    if len(effects):
+        lines += ["Contrasts (a setting minus its reference, same student and method):", "",
+                  markdown_table(effects.rename(columns={"difference_pct": "difference", "difference_ci_pct": "±CI"})[
+                      ["student", "method", "variant", "reference", "n", "difference", "±CI", "resolved"]]), ""]
+    return lines
+
+
 def render_report(steps: Sequence[Any], results: os.PathLike = "results/proxy") -> str:
     """All tables of the proxy study as one markdown document.
 
@@ -282,6 +305,10 @@ def render_report(steps: Sequence[Any], results: os.PathLike = "results/proxy") 
             table = table_step(step.name, results, key="variant", baseline="ce")
         elif step.name in TABLES or step.name == "main_runs":
             table = table_step(step.name, results)
+        elif step.group.startswith("why_"):
+            parts += [f"## {step.name}", "", step.description, ""]
+            parts += why_step(step.name, results)
+            continue
         elif step.name == "afdcd_table5":
             folder = step_result(step.name, results)
             table = pd.read_csv(folder / "summary.csv") if folder is not None else None

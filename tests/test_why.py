@@ -1,0 +1,71 @@
+"""The why study (kdlib.studies.why): its experiments are well formed, its statistics equal hand-computed Welch
+intervals, and its notebook runs an experiment end to end."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from notebook_runner import execute
+
+from kdlib.studies import why
+
+
+def test_every_experiment_has_one_main_setting_and_known_contrasts():
+    for exp in why.EXPERIMENTS.values():
+        assert sum(v.main for v in exp.variants) == 1, exp.name
+        names = {v.name for v in exp.variants}
+        assert all(a in names and b in names for a, b in exp.contrasts), exp.name
+        assert "none" in exp.methods and exp.prediction and exp.hypothesis
+    main = why.EXPERIMENTS["schedule"].variants[0]
+    assert why.variant_root(main, "runs/x", "runs/proxy/main") == Path("runs/proxy/main")
+    assert why.variant_root(why.EXPERIMENTS["schedule"].variants[1], "runs/x", "runs/proxy/main") == \
+        Path("runs/x/iterations-1600")
+    with pytest.raises(ValueError, match="did you mean schedule"):
+        why.experiment("schedul")
+
+
+def _runs() -> pd.DataFrame:
+    rows = []
+    for seed, (base, main_cirkd, released) in enumerate([(30, 32, 35), (31, 33, 36), (32, 34, 37)]):
+        rows += [{"variant": "corrected", "x": None, "student": "s", "method": "none", "seed": seed, "miou": base / 100},
+                 {"variant": "corrected", "x": None, "student": "s", "method": "cirkd", "seed": seed,
+                  "miou": main_cirkd / 100},
+                 {"variant": "released", "x": None, "student": "s", "method": "cirkd", "seed": seed,
+                  "miou": released / 100}]
+    return pd.DataFrame(rows)
+
+
+def test_gains_and_contrasts_are_welch_intervals_by_hand():
+    # both sides: 3 values, variance 1 -> se^2 = 2/3, Welch dof = (2/3)^2 / (2 * (1/3)^2 / 2) = 4,
+    # t_{0.975, 4} = 2.7764451; half-width = 2.7764451 * sqrt(2/3) = 2.2669...
+    half = 2.7764451051977987 * math.sqrt(2 / 3)
+    gains = why.gains_by_variant(_runs(), "pixel_queue").set_index(["variant", "method"])
+    assert gains.loc[("corrected", "cirkd"), "gain_pct"] == pytest.approx(2.0)
+    assert gains.loc[("corrected", "cirkd"), "gain_ci_pct"] == pytest.approx(half, rel=1e-6)
+    # the released variant trains no baseline: its gain is over the main setting's
+    assert gains.loc[("released", "cirkd"), "gain_pct"] == pytest.approx(5.0)
+    assert gains.loc[("released", "cirkd"), "baseline_variant"] == "corrected"
+    assert math.isnan(gains.loc[("corrected", "none"), "gain_pct"])
+    effects = why.effects_table(_runs(), "pixel_queue")
+    assert len(effects) == 1 and effects.loc[0, "difference_pct"] == pytest.approx(3.0)
+    assert effects.loc[0, "difference_ci_pct"] == pytest.approx(half, rel=1e-6) and bool(effects.loc[0, "resolved"])
+
+
+def test_the_why_notebook_runs_an_experiment(tmp_path, tiny_data_and_teacher):
+    extra, teacher = tiny_data_and_teacher
+    out, figures = tmp_path / "out", tmp_path / "figures"
+    execute("why.py", {"experiment": "pixel_queue", "preset": "quick", "seeds": "0,1", "extra": extra,
+                       "students": "deeplabv3_resnet18",
+                       "teacher_checkpoint": str(teacher), "runs_root": str(tmp_path / "runs"),
+                       "output_dir": str(out), "figures_dir": str(figures)})
+    runs = pd.read_csv(out / "runs.csv")
+    # corrected: (none, cirkd) x 2 seeds; released: cirkd x 2 seeds (one student of the two)
+    assert len(runs) == 6 and set(runs["variant"]) == {"corrected", "released"}
+    assert runs["git_commit"].notna().all() and runs["miou_pct"].between(0, 100).all()
+    released = runs[runs["variant"] == "released"]["run_dir"]
+    assert all("/released/" in d for d in released)
+    effects = pd.read_csv(out / "effects.csv")
+    assert list(effects["student"]) == ["deeplabv3_resnet18"] and list(effects["n"]) == [2]
+    assert (figures / "why_pixel_queue.png").stat().st_size > 1000
