@@ -6,9 +6,12 @@ error naming the differing fields and what to do (:func:`kdlib.engine.rundir.reu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Union
 
 from kdlib.engine.config import TrainConfig
+
+if TYPE_CHECKING:
+    import os
 
 #: ``launch(cfg, resume) -> metrics``: trains ``cfg`` somewhere else (``torchrun``, a fresh process).
 Launcher = Callable[[TrainConfig, bool], Dict[str, Any]]
@@ -51,8 +54,6 @@ def install_shipped_run(shipped: Path, run_dir: Path, cfg: TrainConfig, files: S
     installs nothing (the run is then trained as requested). The copy goes to a temporary folder renamed at the end,
     so ``run_dir`` holds a whole run or none. :func:`train_or_reuse` then reuses it.
     """
-    import shutil
-
     from kdlib.engine.rundir import config_changes
 
     if (run_dir / "config.yaml").is_file() or not all((shipped / f).is_file() for f in files):
@@ -63,14 +64,21 @@ def install_shipped_run(shipped: Path, run_dir: Path, cfg: TrainConfig, files: S
     if changed:
         raise ValueError(f"the committed run {shipped} was made with other settings ({', '.join(changed)}); "
                          f"{retrain}")
-    tmp = run_dir.with_name(run_dir.name + ".tmp")
+    _copy_whole(shipped, run_dir, files)
+    return True
+
+
+def _copy_whole(source: Path, target: Path, files: Sequence[str]) -> None:
+    """Copy ``files`` of ``source`` into a new folder ``target``: into a temporary folder renamed at the end, so
+    ``target`` holds all of them or does not exist."""
+    import shutil
+
+    tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in files:
-        shutil.copyfile(shipped / name, tmp / name)
-    tmp.rename(run_dir)
-    return True
-
+        shutil.copyfile(source / name, tmp / name)
+    tmp.rename(target)
 
 
 #: Default teacher run folders and the committed runs that fill them (``make quick`` / ``kdlib proxy`` install
@@ -79,23 +87,16 @@ SHIPPED_RUNS = {"runs/quick/teacher": "results/quick/teacher", "runs/proxy/teach
 SHIPPED_FILES = ("best.pt", "config.yaml", "metrics.json")
 
 
-def install_default_run(path: "os.PathLike[str] | str") -> bool:
+def install_default_run(path: Union[str, "os.PathLike[str]"]) -> bool:
     """When ``path`` is one of :data:`SHIPPED_RUNS`' default folders (relative to the working directory) and
     missing, copy the committed run there (whole or nothing); True if copied. The loader then checks the
     model, width and classes as for any checkpoint."""
-    import shutil
-
     key = Path(path).as_posix().rstrip("/")
     shipped = Path(SHIPPED_RUNS.get(key, ""))
     target = Path(key)
     if key not in SHIPPED_RUNS or target.exists() or not all((shipped / f).is_file() for f in SHIPPED_FILES):
         return False
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in SHIPPED_FILES:
-        shutil.copyfile(shipped / name, tmp / name)
-    tmp.rename(target)
+    _copy_whole(shipped, target, SHIPPED_FILES)
     print(f"kdlib: installed the committed {shipped} into {target}", flush=True)
     return True
 
