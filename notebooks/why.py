@@ -62,8 +62,9 @@ display(gains.round(2))
 show_figures(figures_dir)
 
 # %% [markdown]
-# The experiment's contrasts: a setting minus its reference, same student and method (mIoU pp, Welch 95 %
-# interval; `resolved` when the interval excludes 0).
+# The experiment's contrasts, same student and method: the setting's mIoU minus the reference setting's, and its
+# gain over its own baseline minus the reference's gain (mIoU pp, Welch 95 % intervals; `resolved` when the gain
+# difference's interval excludes 0).
 
 # %%
 display(effects.round(2))

@@ -69,3 +69,21 @@ def test_the_why_notebook_runs_an_experiment(tmp_path, tiny_data_and_teacher):
     effects = pd.read_csv(out / "effects.csv")
     assert list(effects["student"]) == ["deeplabv3_resnet18"] and list(effects["n"]) == [2]
     assert (figures / "why_pixel_queue.png").stat().st_size > 1000
+
+
+def test_gain_differences_across_settings_with_their_own_baselines():
+    """map_size-like: both settings train their own baseline, so the contrast is a difference of gains over four
+    groups: (x - bx) - (y - by); by hand with n = 3 and variance 1 everywhere: se^2 = 4/3, dof = (4/3)^2 /
+    (4 * (1/3)^2 / 2) = 8, half-width t_{0.975, 8} sqrt(4/3) = 2.306004 * 1.154701."""
+    rows = []
+    for seed, (b_small, m_small, b_large, m_large) in enumerate([(30, 31, 40, 44), (31, 32, 41, 45), (32, 33, 42, 46)]):
+        for variant, method, value in (("maps-8x16", "none", b_small), ("maps-8x16", "cirkd", m_small),
+                                       ("maps-16x32", "none", b_large), ("maps-16x32", "cirkd", m_large)):
+            rows.append({"variant": variant, "x": None, "student": "s", "method": method, "seed": seed,
+                         "miou": value / 100})
+    effects = why.effects_table(pd.DataFrame(rows), "map_size")
+    assert len(effects) == 1
+    assert effects.loc[0, "difference_pct"] == pytest.approx(13.0)           # mIoU: other data, not the question
+    assert effects.loc[0, "gain_difference_pct"] == pytest.approx(4.0 - 1.0)  # the gain grew by 3 points
+    assert effects.loc[0, "gain_difference_ci_pct"] == pytest.approx(2.306004135 * math.sqrt(4 / 3), rel=1e-6)
+    assert math.isnan(why.welch_combination([(1, [1.0]), (-1, [2.0, 3.0])])[1])   # one seed: no interval

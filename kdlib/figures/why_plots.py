@@ -65,7 +65,7 @@ def plot_gain_vs_x(gains: pd.DataFrame, path: os.PathLike, title: str, xlabel: s
 def plot_effects(gains: pd.DataFrame, effects: pd.DataFrame, path: os.PathLike, title: str,
                  variant_labels: Optional[Mapping[str, str]] = None, width: Optional[float] = None) -> List[Path]:
     """Two forest plots (mIoU pp, Welch 95 % intervals): left, every (student, variant, method)'s gain over the
-    baseline; right, the experiment's contrasts (a variant minus its reference, same method)."""
+    baseline; right, the experiment's contrasts (a setting's gain minus the reference setting's, same method)."""
     labels = dict(variant_labels or {})
 
     def name(row: pd.Series, variant: str) -> str:
@@ -76,9 +76,9 @@ def plot_effects(gains: pd.DataFrame, effects: pd.DataFrame, path: os.PathLike, 
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.9 + 0.32 * rows), squeeze=False)
     panels = [(axes[0][0], left, "gain_pct", "gain_ci_pct", [name(r, r["variant"]) for _, r in left.iterrows()],
                "gain over the baseline (mIoU pp)"),
-              (axes[0][1], effects, "difference_pct", "difference_ci_pct",
+              (axes[0][1], effects, "gain_difference_pct", "gain_difference_ci_pct",
                [f"{name(r, r['variant'])} − {labels.get(r['reference'], r['reference'])}" for _, r in effects.iterrows()],
-               "difference to the reference setting (mIoU pp)")]
+               "gain minus the reference setting's gain (mIoU pp)")]
     for ax, table, value, ci, names, xlabel in panels:
         y = np.arange(len(table))[::-1]
         if len(table):

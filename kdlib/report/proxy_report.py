@@ -275,9 +275,13 @@ def why_step(step: str, results: os.PathLike = "results/proxy") -> List[str]:
                                                                "gain", "gain ±CI"]]
     lines += [markdown_table(shown), ""]
     if len(effects):
-        lines += ["Contrasts (a setting minus its reference, same student and method):", "",
-                  markdown_table(effects.rename(columns={"difference_pct": "difference", "difference_ci_pct": "±CI"})[
-                      ["student", "method", "variant", "reference", "n", "difference", "±CI", "resolved"]]), ""]
+        lines += ["Contrasts (a setting minus its reference, same student and method: mIoU, and gain over each "
+                  "setting's own baseline):", "",
+                  markdown_table(effects.rename(columns={"difference_pct": "mIoU diff", "difference_ci_pct": "±CI",
+                                                         "gain_difference_pct": "gain diff",
+                                                         "gain_difference_ci_pct": "gain ±CI"})[
+                      ["student", "method", "variant", "reference", "n", "mIoU diff", "±CI", "gain diff", "gain ±CI",
+                       "resolved"]]), ""]
     return lines
 
 

@@ -168,7 +168,7 @@ def _steps() -> Tuple[Step, ...]:
 #: The why study's seeds (kdlib.studies.why): every experiment compares 3 seeds.
 WHY_SEEDS = "0,1,2"
 #: The why study's experiments, cheapest first (``kdlib proxy why`` runs them in this order).
-WHY_EXPERIMENTS = ("pixel_queue", "loss_scale", "schedule")
+WHY_EXPERIMENTS = ("pixel_queue", "loss_scale", "schedule", "map_size")
 
 
 def _why_steps() -> Tuple[Step, ...]:
@@ -211,11 +211,11 @@ def teacher_config(overrides: Optional[Mapping[str, Any]] = None):
     """The proxy teacher's training config: the preset's teacher trained alone for TEACHER_ITERATIONS."""
     from kdlib.engine.config import resolve_config
 
-    base = resolve_config(PRESET, dict(overrides or {}))
-    return resolve_config(PRESET, {**dict(overrides or {}), "method": "none", "student": base.teacher,
-                                   "student_width": base.teacher_width, "iterations": TEACHER_ITERATIONS,
-                                   "eval_interval": 1000, "checkpoint_interval": 1000,
-                                   "run_dir": str(TEACHER_RUN)})
+    overrides = dict(overrides or {})
+    base = resolve_config(PRESET, {k: v for k, v in overrides.items() if k not in ("iterations", "run_dir")})
+    return resolve_config(PRESET, {"iterations": TEACHER_ITERATIONS, "run_dir": str(TEACHER_RUN), **overrides,
+                                   "method": "none", "student": base.teacher, "student_width": base.teacher_width,
+                                   "eval_interval": 1000, "checkpoint_interval": 1000})
 
 
 #: The trained proxy teacher, committed (weights, config, metrics; 16 MB): a fresh clone starts the study from it
@@ -322,7 +322,13 @@ def run_proxy(steps: Optional[Sequence[str]] = None, jobs: int = 2, dry_run: boo
                     "wall_time_s": round(time.time() - started, 1)})
     _append_timing(records[-1])
     failures = []
+    teachers_done = set()
     for step, phase, root, notebook, params, n in calls:
+        if step not in teachers_done:   # a why-experiment setting with its own teacher trains it first
+            teachers_done.add(step)
+            for record in _step_teachers(step, progress):
+                records.append(record)
+                _append_timing(record)
         if progress:
             print(f"[proxy] {step} ({phase}): {grid_command(notebook, params, root, step, n)}", flush=True)
         t0 = time.time()
@@ -407,6 +413,29 @@ def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict
             os.environ[ENV_VAR] = previous
         shutil.rmtree(scratch, ignore_errors=True)
     return outcome
+
+
+def _step_teachers(step: str, progress: bool) -> List[Dict[str, Any]]:
+    """Train (or reuse) the teachers of a why step's settings that have their own (:attr:`Variant.teacher`);
+    one timing record each."""
+    if not step.startswith("why_"):
+        return []
+    from kdlib.engine.reuse import train_or_reuse
+    from kdlib.studies.why import experiment, variant_teacher_config
+
+    records = []
+    for variant in experiment(step[len("why_"):]).variants:
+        cfg = variant_teacher_config(variant, teacher_config)
+        if cfg is None:
+            continue
+        if progress:
+            print(f"[proxy] {step}: the {variant.name} teacher ({cfg.iterations} iterations) -> {cfg.run_dir}",
+                  flush=True)
+        t0 = time.time()
+        train_or_reuse(cfg, progress=progress, fix=f"delete {cfg.run_dir} to retrain it")
+        records.append({"step": step, "phase": f"teacher {variant.name}", "cells": 1, "ran": 1, "failed": 0,
+                        "wall_time_s": round(time.time() - t0, 1)})
+    return records
 
 
 def _append_timing(record: Mapping[str, Any]) -> None:

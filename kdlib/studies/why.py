@@ -34,6 +34,9 @@ class Variant:
     methods: Optional[Tuple[str, ...]] = None     # None: every method of the experiment
     main: bool = False                            # the main study's setting (runs in main_runs_root)
     x: Optional[float] = None                     # position on the experiment's x axis (schedule: iterations)
+    #: the setting's own teacher, when it needs one: overrides of the proxy teacher's config (with its run_dir);
+    #: ``kdlib proxy`` trains it before the step's cells (:func:`variant_teacher_config`)
+    teacher: Optional[Mapping[str, Any]] = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,26 @@ EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (
         (("paper_shapes", "paper_weights"), ("tau-0.7", "paper_weights")),
     ),
     Experiment(
+        "map_size", "Feature-map size",
+        "Do CIRKD's cross-image relations help more when there are more pixels to relate?",
+        "The proxy's relational terms act on 8 x 16 maps (Cityscapes: 64 x 128): a mini-batch of 8 images holds "
+        "1,024 pixels to relate, and every class but the largest has a few pixels per image. The larger setting "
+        "uses the built-in data's `proxy` images (128 x 256, 1,200 train / 200 val) with 128 x 256 crops, so "
+        "16 x 32 maps (4x the pixels), and its own teacher: DeepLabV3-R101 x0.25 trained at that size for 6,000 "
+        "iterations (the 64 x 128 teacher: 12,000; the budget allows half as many iterations at 4x the pixels). "
+        "The students train 800 iterations as in the main study. The comparison is each method's gain over the "
+        "baseline of its own setting.",
+        "CIRKD's gain over the baseline is larger at 16 x 32 than at 8 x 16 (the difference of gains above 0 by "
+        "more than its interval); the other methods' gains change less than CIRKD's.",
+        (R18,), CORE_METHODS,
+        (Variant("maps-8x16", {}, main=True),
+         Variant("maps-16x32", {"data_root": "data/synthetic_streets_proxy", "dataset_options": {"preset": "proxy"},
+                                "crop_size": [128, 256], "teacher_checkpoint": "runs/proxy/teacher_128x256"},
+                 teacher={"data_root": "data/synthetic_streets_proxy", "dataset_options": {"preset": "proxy"},
+                          "crop_size": [128, 256], "iterations": 6000, "run_dir": "runs/proxy/teacher_128x256"})),
+        (("maps-16x32", "maps-8x16"),),
+    ),
+    Experiment(
         "pixel_queue", "The released pixel queue",
         "What does the released CIRKD code's pixel-queue indexing do to the result?",
         "The released code fills the class-c pixel queue from the first n_c raster positions of each image "
@@ -132,6 +155,16 @@ def variant_root(variant: Variant, runs_root: os.PathLike, main_runs_root: Optio
     if variant.main and main_runs_root not in (None, ""):
         return Path(main_runs_root)
     return Path(runs_root) / variant.name
+
+
+def variant_teacher_config(variant: Variant, teacher_config: Any) -> Any:
+    """The training config of ``variant``'s own teacher: ``teacher_config(overrides)`` (the proxy teacher's
+    config function) with the variant's teacher overrides; None when the variant uses the study's teacher."""
+    if variant.teacher is None:
+        return None
+    overrides = dict(variant.teacher)
+    cfg = teacher_config(overrides)
+    return cfg
 
 
 def run_experiment(name: str, preset: str, seeds: Sequence[int], runs_root: os.PathLike,
@@ -192,22 +225,64 @@ def gains_by_variant(runs: pd.DataFrame, name: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def effects_table(runs: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The experiment's contrasts: per (student, method, variant vs reference) the difference of mean mIoU (pp)
-    with Welch's 95 % interval, ``resolved`` when the interval excludes 0."""
-    from kdlib.report.proxy_report import welch_interval
+def welch_combination(groups: Sequence[Tuple[float, Sequence[float]]], confidence: float = 0.95
+                      ) -> Tuple[float, float]:
+    """``sum(sign * mean(values))`` over independent groups and the half-width of its Welch–Satterthwaite
+    interval: se² = Σ var_i / n_i, dof = (Σ var_i/n_i)² / Σ (var_i/n_i)² / (n_i − 1). NaN half-width when a
+    group has fewer than 2 values. Two groups with signs +1, −1 give Welch's two-sample interval."""
+    import math
 
+    import numpy as np
+
+    from kdlib.report.tables import t_quantile
+
+    estimate, terms = 0.0, []
+    for sign, values in groups:
+        x = np.asarray(values, dtype=float)
+        estimate += sign * float(x.mean())
+        terms.append((float(x.var(ddof=1)) / len(x) if len(x) > 1 else float("nan"), len(x)))
+    if any(math.isnan(v) for v, _ in terms):
+        return estimate, float("nan")
+    se2 = sum(v for v, _ in terms)
+    if se2 == 0.0:
+        return estimate, 0.0
+    dof = se2 ** 2 / sum(v ** 2 / (n - 1) for v, n in terms if v)
+    return estimate, t_quantile(0.5 + confidence / 2.0, dof) * math.sqrt(se2)
+
+
+def effects_table(runs: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The experiment's contrasts: per (student, method, variant vs reference), the difference of mean mIoU (pp)
+    and the difference of the gains over each setting's own baseline (its ``none`` runs, or the main setting's
+    where it trains none), each with its Welch 95 % interval; ``resolved`` when the gain difference's interval
+    excludes 0. With the same baseline on both sides the two differences are equal."""
     exp = experiment(name)
+    main = next(v.name for v in exp.variants if v.main)
+
+    def miou(variant: str, student: str, method: str) -> pd.Series:
+        part = runs[(runs["variant"] == variant) & (runs["student"] == student) & (runs["method"] == method)]
+        return 100 * part["miou"].astype(float)
+
+    def baseline_of(variant: str, student: str) -> str:
+        return variant if len(miou(variant, student, "none")) else main
+
     rows: List[Dict[str, Any]] = []
     for variant, reference in exp.contrasts:
-        for (student, method), part in runs[runs["variant"] == variant].groupby(["student", "method"], sort=False):
-            ref = runs[(runs["variant"] == reference) & (runs["student"] == student) & (runs["method"] == method)]
-            if not len(ref):
+        for (student, method), _ in runs[runs["variant"] == variant].groupby(["student", "method"], sort=False):
+            if method == "none":
                 continue
-            diff, ci = welch_interval(100 * part["miou"].astype(float), 100 * ref["miou"].astype(float))
+            x, y = miou(variant, student, method), miou(reference, student, method)
+            if not len(y):
+                continue
+            diff, ci = welch_combination([(1, x), (-1, y)])
+            bx, by = baseline_of(variant, student), baseline_of(reference, student)
+            groups = [(1, x), (-1, y)]
+            if bx != by:
+                groups += [(-1, miou(bx, student, "none")), (1, miou(by, student, "none"))]
+            gain_diff, gain_ci = welch_combination(groups)
             rows.append({"student": student, "method": method, "variant": variant, "reference": reference,
-                         "n": len(part), "n_reference": len(ref), "difference_pct": diff, "difference_ci_pct": ci,
-                         "resolved": bool(ci == ci and abs(diff) > ci)})
+                         "n": len(x), "n_reference": len(y), "difference_pct": diff, "difference_ci_pct": ci,
+                         "gain_difference_pct": gain_diff, "gain_difference_ci_pct": gain_ci,
+                         "resolved": bool(gain_ci == gain_ci and abs(gain_diff) > gain_ci)})
     return pd.DataFrame(rows)
 
 
@@ -276,4 +351,5 @@ def write_experiment(runs: pd.DataFrame, name: str, output_dir: Optional[os.Path
 
 
 __all__ = ["CORE_METHODS", "EXPERIMENTS", "Experiment", "Variant", "effects_table", "experiment",
-           "gains_by_variant", "paper_gains", "run_experiment", "variant_root", "write_experiment"]
+           "gains_by_variant", "paper_gains", "welch_combination", "run_experiment", "variant_root", "variant_teacher_config",
+           "write_experiment"]
