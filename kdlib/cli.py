@@ -415,7 +415,8 @@ def _add_proxy(sub: Any) -> None:
     proxy.add_argument("--redraw", action="store_true",
                        help="train nothing: re-execute every committed step's final cell from the committed "
                             "results/proxy/**/runs.csv (figures, tables, executed notebooks; each run keeps its "
-                            "commit), e.g. after a change to the figure code; fig_* and afdcd_table5 are skipped")
+                            "commit), e.g. after a change to the figure code; afdcd_table5 (timings) is skipped, and "
+                            "fig_* unless the seed-0 main runs' weights are under runs/proxy/main")
     proxy.add_argument("--train-teacher", action="store_true",
                        help="train the R101 teacher (~27 min on 2 cores) instead of starting from the committed "
                             "results/proxy/teacher/ (used when runs/proxy/teacher does not exist yet)")

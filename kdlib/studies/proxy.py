@@ -346,8 +346,22 @@ def run_proxy(steps: Optional[Sequence[str]] = None, jobs: int = 2, dry_run: boo
     return records
 
 
-#: Steps a replay cannot redraw: their figures need the models' weights (fig_*) or fresh timings (afdcd_table5).
-REDRAW_SKIPS = ("afdcd_table5", "fig_qualitative", "fig_similarity", "fig_tsne")
+#: Steps a replay cannot redraw: fresh timings (afdcd_table5). The figure steps (fig_*) need the seed-0 main
+#: runs' weights under runs/proxy/main and are redrawn when those are there (:func:`missing_weights`).
+REDRAW_SKIPS = ("afdcd_table5",)
+FIGURE_STEPS = ("fig_qualitative", "fig_similarity", "fig_tsne")
+
+
+def missing_weights(step: Step) -> List[str]:
+    """The run folders a figure step loads weights from that hold no trained model here (seed 0 of the main
+    runs, DeepLabV3-R18: the notebooks' default student)."""
+    from kdlib.studies.grid import run_id
+
+    methods = {"none"}
+    for key in ("methods", "distilled_method", "afdcd_method"):
+        methods.update(m.strip() for m in str(step.params.get(key, "")).split(",") if m.strip())
+    folders = [RUNS / "main" / run_id({"student": "deeplabv3_resnet18", "method": m, "seed": 0}) for m in sorted(methods)]
+    return [str(f) for f in folders if not ((f / "best.pt").is_file() or (f / "final.pt").is_file())]
 
 
 def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict[str, str]:
@@ -381,8 +395,14 @@ def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict
             if phase != "final":
                 continue
             if step in REDRAW_SKIPS:
-                outcome[step] = "skipped (needs model weights or timings)"
+                outcome[step] = "skipped (its numbers are timings: re-run the step to measure them again)"
                 continue
+            if step in FIGURE_STEPS:
+                missing = missing_weights(next(s for s in STEPS if s.name == step))
+                if missing:
+                    outcome[step] = f"skipped (needs the weights of {len(missing)} run(s), e.g. {missing[0]}: " \
+                                    f"`kdlib proxy main_runs` trains them)"
+                    continue
             if not (RESULTS / step).is_dir():
                 outcome[step] = "skipped (not committed)"
                 continue
@@ -543,5 +563,5 @@ def verification_verdict(checked: "pandas.DataFrame", committed_kind: Optional[s
     return len(bad) == 0, lines
 
 
-__all__ = ["redraw", "REDRAW_SKIPS", "verify_runs", "verification_verdict", "committed_machine", "MACHINE_FILE", "STEPS", "STEP_NAMES", "SHIPPED_TEACHER", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher",
+__all__ = ["redraw", "REDRAW_SKIPS", "FIGURE_STEPS", "missing_weights", "verify_runs", "verification_verdict", "committed_machine", "MACHINE_FILE", "STEPS", "STEP_NAMES", "SHIPPED_TEACHER", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher",
            "grid_command", "install_shipped_teacher", "plan", "run_proxy", "teacher_config"]
