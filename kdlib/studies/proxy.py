@@ -353,15 +353,15 @@ FIGURE_STEPS = ("fig_qualitative", "fig_similarity", "fig_tsne")
 
 
 def missing_weights(step: Step) -> List[str]:
-    """The run folders a figure step loads weights from that hold no trained model here (seed 0 of the main
-    runs, DeepLabV3-R18: the notebooks' default student)."""
+    """The run folders a figure step loads weights from that hold no finished run here (``metrics.json``, written
+    last; seed 0 of the main runs, DeepLabV3-R18: the notebooks' default student)."""
     from kdlib.studies.grid import run_id
 
     methods = {"none"}
     for key in ("methods", "distilled_method", "afdcd_method"):
         methods.update(m.strip() for m in str(step.params.get(key, "")).split(",") if m.strip())
     folders = [RUNS / "main" / run_id({"student": "deeplabv3_resnet18", "method": m, "seed": 0}) for m in sorted(methods)]
-    return [str(f) for f in folders if not ((f / "best.pt").is_file() or (f / "final.pt").is_file())]
+    return [str(f) for f in folders if not (f / "metrics.json").is_file()]
 
 
 def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict[str, str]:
