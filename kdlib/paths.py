@@ -12,10 +12,13 @@ therefore calls :func:`use_project_root` first. The root is, in order:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 ENV_VAR = "KDLIB_HOME"
+_KEEP_CWD = [False]   # set by keep_working_directory(): notebook code run in-process must not move its caller
 
 
 def _looks_like_project(folder: Path) -> bool:
@@ -37,9 +40,23 @@ def project_root() -> Path:
 def use_project_root() -> None:
     """Make the project root (:func:`project_root`) the working directory: a notebook's first call. Returns
     nothing, so the cell shows no output (no machine path in executed notebooks)."""
+    if _KEEP_CWD[0]:
+        return
     root = project_root()
     if Path.cwd().resolve() != root:
         os.chdir(root)
 
 
-__all__ = ["ENV_VAR", "project_root", "use_project_root"]
+@contextlib.contextmanager
+def keep_working_directory() -> Iterator[None]:
+    """Notebook code executed in this process (``kdlib plan``) leaves the working directory alone: its relative
+    paths resolve against the caller's folder, and the caller's folder does not change under it."""
+    previous = _KEEP_CWD[0]
+    _KEEP_CWD[0] = True
+    try:
+        yield
+    finally:
+        _KEEP_CWD[0] = previous
+
+
+__all__ = ["ENV_VAR", "keep_working_directory", "project_root", "use_project_root"]

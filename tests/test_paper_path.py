@@ -187,6 +187,7 @@ def test_plan_writes_nothing_and_reports_runs_already_trained(capsys, imagenet_d
     runs = plan(capsys, "afdcd_ade20k.py", preset="ade20k", imagenet_dir=str(imagenet_dir), teacher_checkpoint="t.pth",
                 methods="none")
     assert len(runs) == 1 and list(tmp_path.iterdir()) == []
+    assert Path.cwd() == tmp_path   # the notebook's use_project_root() did not move kdlib plan's process
     run_dir = Path(runs[0]["run_dir"])
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(__import__("yaml").safe_dump(runs[0]["config"]))

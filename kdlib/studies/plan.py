@@ -99,7 +99,9 @@ def plan_notebook(notebook: os.PathLike, params: Optional[Mapping[str, Any]] = N
     injected = "".join(f"{k} = {v!r}\n" for k, v in params.items())
     namespace: Dict[str, Any] = {"__name__": "__main__"}
     stopped = False
-    with planning() as plan, contextlib.redirect_stdout(sys.stderr), _quiet_figures():
+    from kdlib.paths import keep_working_directory
+
+    with planning() as plan, contextlib.redirect_stdout(sys.stderr), _quiet_figures(), keep_working_directory():
         for index, (source, tags) in enumerate(cells):
             if "parameters" in tags:
                 source = source + "\n" + injected
