@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml constraints.txt .jupyter/labconfig/default_setting_over
 venv: $(STAMP)
 
 # one thread per test worker: two workers each running torch on every core oversubscribe a 2-core machine
-# (OpenMP threads spin-wait on each other); measured 2026-12-03 on the same 2-core machine beside a 2-process
-# training job: 24 min 38 s with the default threads, 11 min 04 s with one thread per worker
+# (OpenMP threads spin-wait on each other). Measured 2026-12-03 on a 2-core machine: 5 min 11 s alone (earlier
+# 13-15 min with the default threads); beside a 2-process training job 24 min 38 s -> 11 min 04 s
 test: $(STAMP)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
