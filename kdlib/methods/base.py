@@ -167,10 +167,9 @@ def build_distiller(method: str, pair: PairSpec, weights: Mapping[str, float],
                          f"loss_weights.{cls.terms[0] if cls.terms else 'kd'}=1.0")
     unknown = sorted(set(options or {}) - set(cls.default_options()))
     if unknown:
-        import difflib
+        from kdlib.registry import did_you_mean
 
-        hints = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, list(
-            cls.default_options()), n=1)) else name for name in unknown]
+        hints = [f"{name}{did_you_mean(name, cls.default_options())}" for name in unknown]
         raise ValueError(f"method {method} has no option(s) {', '.join(hints)}; its options: "
                          f"{', '.join(cls.default_options())}")
     return cls(pair, enabled, **dict(options or {}))

@@ -22,11 +22,12 @@ def ipc_kernel_manager() -> Any:
 
         @default("ip")
         def _socket_prefix(self) -> str:
-            # IPC "ports" are numbered files next to this prefix: a fresh folder per kernel, so kernels started at
-            # the same time (kdlib grid --jobs) or one after another never share a socket
+            # IPC "ports" are numbered files next to this prefix (removed with the kernel): a unique prefix per
+            # kernel, so kernels started at the same time (kdlib grid --jobs) or one after another never share one
             import tempfile
+            import uuid
 
-            return os.path.join(tempfile.mkdtemp(prefix="kdlib-kernel-"), "kernel")
+            return os.path.join(tempfile.gettempdir(), f"kdlib-kernel-{uuid.uuid4().hex}")
 
     return IPCKernelManager
 

@@ -39,14 +39,13 @@ def notebook_parameters(notebook: os.PathLike) -> Dict[str, Any]:
 
 def check_parameters(notebook: os.PathLike, names: Sequence[str]) -> None:
     """Every name is a parameter of the notebook; otherwise one line with the closest names."""
-    import difflib
+    from kdlib.registry import did_you_mean
 
     known = list(notebook_parameters(notebook))
     for name in names:
         if name not in known and name != "output_dir":
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ValueError(f"{Path(notebook).name} has no parameter {name!r}{hint}; its parameters: "
+            raise ValueError(f"{Path(notebook).name} has no parameter {name!r}{did_you_mean(name, known)}; "
+                             f"its parameters: "
                              f"{', '.join(known)}")
 
 

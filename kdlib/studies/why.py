@@ -160,11 +160,7 @@ def variant_root(variant: Variant, runs_root: os.PathLike, main_runs_root: Optio
 def variant_teacher_config(variant: Variant, teacher_config: Any) -> Any:
     """The training config of ``variant``'s own teacher: ``teacher_config(overrides)`` (the proxy teacher's
     config function) with the variant's teacher overrides; None when the variant uses the study's teacher."""
-    if variant.teacher is None:
-        return None
-    overrides = dict(variant.teacher)
-    cfg = teacher_config(overrides)
-    return cfg
+    return None if variant.teacher is None else teacher_config(dict(variant.teacher))
 
 
 def run_experiment(name: str, preset: str, seeds: Sequence[int], runs_root: os.PathLike,
