@@ -165,3 +165,32 @@ def test_why_steps_train_each_variant_into_its_own_folder_and_reuse_the_main_run
     assert {n for s in EXPERIMENTS for n in [f"why_{s}"]} == set(proxy.STEP_GROUPS["why"])
     with pytest.raises(ValueError, match="did you mean why_schedule"):
         proxy.plan(["why_schedul"])
+
+
+def test_a_why_settings_own_teacher_is_shipped_with_the_results_and_reused(tmp_path, monkeypatch):
+    from kdlib.engine import trainer
+    from kdlib.studies.why import experiment, variant_teacher_config
+
+    monkeypatch.chdir(tmp_path)
+    variant = experiment("map_size").variant("maps-16x32")
+    cfg = variant_teacher_config(variant, proxy.teacher_config)
+    run_dir = Path(cfg.run_dir)
+    shipped = proxy.RESULTS / run_dir.name
+    shipped.mkdir(parents=True)
+    (shipped / "config.yaml").write_text(cfg.to_yaml())
+    (shipped / "best.pt").write_bytes(b"weights")
+    (shipped / "metrics.json").write_text('{"miou": 0.45, "pixel_acc": 0.8, "per_class_iou": {}}')
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the committed setting teacher must be reused, not retrained")
+
+    monkeypatch.setattr(trainer, "train", no_training)
+    records = proxy._step_teachers("why_map_size", progress=False)
+    assert [r["phase"] for r in records] == ["teacher maps-16x32"]
+    assert (run_dir / "best.pt").read_bytes() == b"weights"
+    assert proxy._step_teachers("why_schedule", progress=False) == []
+
+    # a teacher trained here is copied to results/proxy/<its folder> once, whole
+    other = tmp_path / "elsewhere"
+    assert proxy.ship_run(run_dir, other) is True and (other / "best.pt").read_bytes() == b"weights"
+    assert proxy.ship_run(run_dir, other) is False and not other.with_name("elsewhere.tmp").exists()

@@ -87,3 +87,45 @@ def test_gain_differences_across_settings_with_their_own_baselines():
     assert effects.loc[0, "gain_difference_pct"] == pytest.approx(4.0 - 1.0)  # the gain grew by 3 points
     assert effects.loc[0, "gain_difference_ci_pct"] == pytest.approx(2.306004135 * math.sqrt(4 / 3), rel=1e-6)
     assert math.isnan(why.welch_combination([(1, [1.0]), (-1, [2.0, 3.0])])[1])   # one seed: no interval
+
+
+def _write_summary(results: Path, experiment: str, rows, effects=None) -> None:
+    folder = results / f"why_{experiment}" / "cell"
+    folder.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(folder / "summary.csv", index=False)
+    if effects is not None:
+        pd.DataFrame(effects).to_csv(folder / "effects.csv", index=False)
+
+
+def _gain(variant, method, gain, ci, base="paper_weights", student="deeplabv3_resnet18", n=3):
+    return {"student": student, "variant": variant, "x": None, "method": method, "n": n, "miou_pct": 30.0,
+            "miou_ci_pct": 1.0, "baseline_variant": base, "gain_pct": gain, "gain_ci_pct": ci}
+
+
+def test_the_overview_puts_every_setting_beside_the_main_one_once(tmp_path):
+    from kdlib.report.proxy_report import why_overview
+    from kdlib.report.why_report import MAIN_LABEL, all_effects, plot_regime_gains, regime_gains
+
+    _write_summary(tmp_path, "loss_scale", [
+        _gain("paper_weights", "none", float("nan"), float("nan"), base=""),
+        _gain("paper_weights", "cirkd", 0.3, 2.1), _gain("paper_weights", "afdcd", -0.5, 0.9),
+        _gain("paper_shapes", "afdcd", 1.5, 0.7), _gain("tau-0.7", "afdcd", 0.8, 1.2)],
+        effects=[{"student": "deeplabv3_resnet18", "method": "afdcd", "variant": "paper_shapes",
+                  "reference": "paper_weights", "n": 3, "n_reference": 3, "difference_pct": 2.0,
+                  "difference_ci_pct": 1.1, "gain_difference_pct": 2.0, "gain_difference_ci_pct": 1.1,
+                  "resolved": True}])
+    _write_summary(tmp_path, "pixel_queue", [          # its main CIRKD row is the same main run: shown once
+        _gain("corrected", "cirkd", 0.3, 2.1, base="corrected"), _gain("released", "cirkd", 0.1, 1.0, base="corrected")])
+    table = regime_gains(tmp_path)
+    assert list(zip(table["setting"], table["method"], table["gain_pct"])) == [
+        (MAIN_LABEL, "cirkd", 0.3), (MAIN_LABEL, "afdcd", -0.5),
+        ("weights rescaled to the run's shapes", "afdcd", 1.5), ("Af-DCD tau = 0.7", "afdcd", 0.8),
+        ("released pixel queue", "cirkd", 0.1)]
+    assert set(table["baseline_setting"]) == {MAIN_LABEL}
+    effects = all_effects(tmp_path)
+    assert list(effects["experiment"]) == ["loss_scale"] and effects["gain_difference_pct"].iloc[0] == 2.0
+    text = "\n".join(why_overview(tmp_path))
+    assert "Af-DCD tau = 0.7" in text and "| loss_scale |" in text
+    written = plot_regime_gains(table, tmp_path / "why_gains")
+    assert all(p.is_file() and p.stat().st_size > 1000 for p in written)
+    assert regime_gains(tmp_path / "nothing").empty and why_overview(tmp_path / "nothing") == []

@@ -285,6 +285,31 @@ def why_step(step: str, results: os.PathLike = "results/proxy") -> List[str]:
     return lines
 
 
+def why_overview(results: os.PathLike = "results/proxy") -> List[str]:
+    """Markdown of the why study across its experiments (:mod:`kdlib.report.why_report`): gains in every measured
+    setting, and every contrast; empty before any why step has run."""
+    from kdlib.report.why_report import all_effects, regime_gains
+
+    gains = regime_gains(results)
+    if gains.empty:
+        return []
+    effects = all_effects(results)
+    shown = gains.assign(student=gains["student"].map(lambda s: STUDENT_LABELS.get(s, s)),
+                         method=gains["method"].map(method_label))
+    lines = ["## Why study: gains in every setting", "",
+             "Gain over the baseline (mIoU pp, Welch 95 %) of each method in the main proxy setting and in every "
+             "setting a why experiment changed (figure: `figures/proxy/why_gains.png`).", "",
+             markdown_table(shown.rename(columns={"gain_pct": "gain", "gain_ci_pct": "gain ±CI",
+                                                  "baseline_setting": "baseline"})), ""]
+    if len(effects):
+        lines += ["Every contrast (a setting's gain minus its reference's, same student and method):", "",
+                  markdown_table(effects.rename(columns={"gain_difference_pct": "gain diff",
+                                                         "gain_difference_ci_pct": "gain ±CI"})[
+                      ["experiment", "student", "method", "variant", "reference", "n", "gain diff", "gain ±CI",
+                       "resolved"]]), ""]
+    return lines
+
+
 def render_report(steps: Sequence[Any], results: os.PathLike = "results/proxy") -> str:
     """All tables of the proxy study as one markdown document.
 
@@ -320,6 +345,7 @@ def render_report(steps: Sequence[Any], results: os.PathLike = "results/proxy") 
             continue
         parts += [f"## {step.name}", "", step.description, ""]
         parts += [markdown_table(table) if table is not None and len(table) else "(not run yet)", ""]
+    parts += why_overview(results)
     cost = cost_table(results)
     parts += ["## Cost of the main runs", "",
               "Mean per run: wall time on one thread with two runs at a time, process peak RSS (VmHWM).", "",
@@ -334,15 +360,21 @@ def render_report(steps: Sequence[Any], results: os.PathLike = "results/proxy") 
 
 def write_report(steps: Sequence[Any], results: os.PathLike = "results/proxy",
                  figures: Optional[os.PathLike] = "figures/proxy") -> Path:
-    """Write ``results/proxy/tables.md`` (atomically) and, when the main runs exist and ``figures`` is set,
-    the headline figure ``figures/proxy/headline_gains.{png,pdf}``; return the markdown's path."""
+    """Write ``results/proxy/tables.md`` (atomically) and, when ``figures`` is set, the headline figure
+    ``figures/proxy/headline_gains.{png,pdf}`` (when the main runs exist) and the why study's overview
+    ``figures/proxy/why_gains.{png,pdf}`` (when a why step has run); return the markdown's path."""
     headline = headline_table(results)
     if figures and len(headline):
         plot_headline(headline, Path(figures, "headline_gains"))
+    from kdlib.report.why_report import plot_regime_gains, regime_gains
+
+    regimes = regime_gains(results)
+    if figures and len(regimes):
+        plot_regime_gains(regimes, Path(figures, "why_gains"))
     from kdlib.atomic import write_text
 
     return write_text(Path(results, "tables.md"), render_report(steps, results))
 
 
 __all__ = ["cost_table", "gains_table", "gains_vs_all_papers", "headline_table", "plot_headline", "render_report",
-           "step_result", "sweep_step", "table_step", "timing_table", "welch_interval", "write_report"]
+           "step_result", "sweep_step", "table_step", "timing_table", "welch_interval", "why_overview", "write_report"]

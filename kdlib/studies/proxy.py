@@ -443,19 +443,46 @@ def _step_teachers(step: str, progress: bool) -> List[Dict[str, Any]]:
     from kdlib.engine.reuse import train_or_reuse
     from kdlib.studies.why import experiment, variant_teacher_config
 
+    from kdlib.engine.reuse import install_shipped_run
+
     records = []
     for variant in experiment(step[len("why_"):]).variants:
         cfg = variant_teacher_config(variant, teacher_config)
         if cfg is None:
             continue
+        run_dir = Path(cfg.run_dir)
+        shipped = RESULTS / run_dir.name
+        if install_shipped_run(shipped, run_dir, cfg, SHIPPED_TEACHER_FILES,
+                               f"delete {shipped} to train the {variant.name} teacher anew") and progress:
+            print(f"[proxy] {step}: the committed {shipped} copied to {run_dir}", flush=True)
         if progress:
             print(f"[proxy] {step}: the {variant.name} teacher ({cfg.iterations} iterations) -> {cfg.run_dir}",
                   flush=True)
         t0 = time.time()
         train_or_reuse(cfg, progress=progress, fix=f"delete {cfg.run_dir} to retrain it")
+        ship_run(run_dir, shipped)
         records.append({"step": step, "phase": f"teacher {variant.name}", "cells": 1, "ran": 1, "failed": 0,
                         "wall_time_s": round(time.time() - t0, 1)})
     return records
+
+
+def ship_run(run_dir: Path, shipped: Path) -> bool:
+    """Copy a finished teacher run's weights, config and metrics (:data:`SHIPPED_TEACHER_FILES`) from ``run_dir``
+    to ``shipped`` under results/proxy, to be committed, when ``shipped`` does not hold them yet; True if copied.
+    A why setting's own teacher is shipped like the main one, so that its students can be trained (or re-run)
+    in a later session or a fresh clone without retraining it."""
+    import shutil
+
+    if all((shipped / f).is_file() for f in SHIPPED_TEACHER_FILES) or not (run_dir / "metrics.json").is_file():
+        return False
+    tmp = shipped.with_name(shipped.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in SHIPPED_TEACHER_FILES:
+        shutil.copy2(run_dir / f, tmp / f)
+    shutil.rmtree(shipped, ignore_errors=True)
+    tmp.rename(shipped)
+    return True
 
 
 def _append_timing(record: Mapping[str, Any]) -> None:

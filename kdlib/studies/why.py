@@ -37,6 +37,12 @@ class Variant:
     #: the setting's own teacher, when it needs one: overrides of the proxy teacher's config (with its run_dir);
     #: ``kdlib proxy`` trains it before the step's cells (:func:`variant_teacher_config`)
     teacher: Optional[Mapping[str, Any]] = None
+    #: how reports and the overview figure name the setting (default: ``name``)
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -78,10 +84,11 @@ EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (
         "The gains of CIRKD and Af-DCD over the same-length baseline grow from 800 to 3,200 iterations, while "
         "KD's gain shrinks.",
         (R18,), CORE_METHODS,
-        (Variant("iterations-800", {}, main=True, x=800),
-         Variant("iterations-1600", {"iterations": 1600, "eval_interval": 800, "checkpoint_interval": 800}, x=1600),
+        (Variant("iterations-800", {}, main=True, x=800, label="800 iterations (main)"),
+         Variant("iterations-1600", {"iterations": 1600, "eval_interval": 800, "checkpoint_interval": 800}, x=1600,
+                 label="1,600 iterations"),
          Variant("iterations-3200", {"iterations": 3200, "eval_interval": 1600, "checkpoint_interval": 1600},
-                 x=3200)),
+                 x=3200, label="3,200 iterations")),
         (("iterations-1600", "iterations-800"), ("iterations-3200", "iterations-800")),
     ),
     Experiment(
@@ -100,9 +107,11 @@ EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (
         "above Af-DCD with the paper's weights; CIRKD is unchanged by the rule (every factor is 1), so its runs "
         "repeat the main ones exactly. Af-DCD at tau = 0.7 is above Af-DCD at the paper's tau = 0.07 over 3 seeds.",
         (R18,), ("none", "cirkd", "afdcd"),
-        (Variant("paper_weights", {}, main=True),
-         Variant("paper_shapes", {"weight_scaling": "paper_shapes"}, methods=("cirkd", "afdcd")),
-         Variant("tau-0.7", {"method_options": {"tau": 0.7}}, methods=("afdcd",))),
+        (Variant("paper_weights", {}, main=True, label="paper weights (main)"),
+         Variant("paper_shapes", {"weight_scaling": "paper_shapes"}, methods=("cirkd", "afdcd"),
+                 label="weights rescaled to the run's shapes"),
+         Variant("tau-0.7", {"method_options": {"tau": 0.7}}, methods=("afdcd",),
+                 label="Af-DCD tau = 0.7")),
         (("paper_shapes", "paper_weights"), ("tau-0.7", "paper_weights")),
     ),
     Experiment(
@@ -118,11 +127,12 @@ EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (
         "CIRKD's gain over the baseline is larger at 16 x 32 than at 8 x 16 (the difference of gains above 0 by "
         "more than its interval); the other methods' gains change less than CIRKD's.",
         (R18,), CORE_METHODS,
-        (Variant("maps-8x16", {}, main=True),
+        (Variant("maps-8x16", {}, main=True, label="8 x 16 maps (main)"),
          Variant("maps-16x32", {"data_root": "data/synthetic_streets_proxy", "dataset_options": {"preset": "proxy"},
                                 "crop_size": [128, 256], "teacher_checkpoint": "runs/proxy/teacher_128x256"},
                  teacher={"data_root": "data/synthetic_streets_proxy", "dataset_options": {"preset": "proxy"},
-                          "crop_size": [128, 256], "iterations": 6000, "run_dir": "runs/proxy/teacher_128x256"})),
+                          "crop_size": [128, 256], "iterations": 6000, "run_dir": "runs/proxy/teacher_128x256"},
+                 label="16 x 32 maps, own teacher")),
         (("maps-16x32", "maps-8x16"),),
     ),
     Experiment(
@@ -134,8 +144,9 @@ EXPERIMENTS: Dict[str, Experiment] = {e.name: e for e in (
         "No difference beyond the seed noise at the proxy's scale: the memory terms are two of four CIRKD terms "
         "and the proxy's CIRKD gain is itself within noise; the difference's interval includes 0 for both students.",
         (R18, MBV2), ("none", "cirkd"),
-        (Variant("corrected", {}, main=True),
-         Variant("released", {"method_options": {"pixel_queue_bug": True}}, methods=("cirkd",))),
+        (Variant("corrected", {}, main=True, label="corrected queue (main)"),
+         Variant("released", {"method_options": {"pixel_queue_bug": True}}, methods=("cirkd",),
+                 label="released pixel queue")),
         (("released", "corrected"),),
     ),
 )}
