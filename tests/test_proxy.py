@@ -161,7 +161,9 @@ def test_why_steps_train_each_variant_into_its_own_folder_and_reuse_the_main_run
     assert train[1]["methods"] == ["cirkd"] and train[0]["methods"] == ["none", "cirkd"]
     assert all(p["students"] == ["deeplabv3_resnet18", "deeplabv3_mobilenetv2"] for p in train)   # a cell each
     assert all(p["runs_root"] == ["runs/proxy/why_pixel_queue"] and p["main_runs_root"] == ["runs/proxy/main"]
-               and p["seeds"] == ["0,1,2"] for p in train)
+               and p["seeds"] == ["0", "1", "2"] for p in train)                  # a training cell per seed
+    final = [c[4] for c in calls if c[1] == "final"]
+    assert len(final) == 1 and final[0]["seeds"] == ["0,1,2"] and "variants" not in final[0]
     assert {n for s in EXPERIMENTS for n in [f"why_{s}"]} == set(proxy.STEP_GROUPS["why"])
     with pytest.raises(ValueError, match="did you mean why_schedule"):
         proxy.plan(["why_schedul"])

@@ -172,16 +172,17 @@ WHY_EXPERIMENTS = ("pixel_queue", "loss_scale", "schedule", "map_size")
 
 
 def _why_steps() -> Tuple[Step, ...]:
-    """One step per why-experiment: one training cell per (variant, method, student), all seeds; the main
-    setting's runs are the main study's (``runs/proxy/main``, reused when main_runs trained them)."""
+    """One step per why-experiment: one training cell per (variant, method, student, seed), so that both cores
+    stay busy to the last run (a cell per seed list left one core idle while a variant's last cell ran its
+    seeds one after another); the main setting's runs are the main study's (``runs/proxy/main``, reused when
+    main_runs trained them)."""
     from kdlib.studies.why import experiment
 
     steps = []
     for name in WHY_EXPERIMENTS:
         exp = experiment(name)
-        # one cell per (variant, method, student): both cores busy even where a variant trains one method
         train = tuple(Grid("why", {"experiment": [name], "variants": [v.name], "methods": list(exp.methods_of(v)),
-                                   "students": list(exp.students)})
+                                   "students": list(exp.students), "seeds": WHY_SEEDS.split(",")})
                       for v in exp.variants)
         steps.append(Step(f"why_{name}", "why", {"experiment": name}, train, f"why_{name}",
                           f"why study: {exp.title.lower()} ({exp.question})",
