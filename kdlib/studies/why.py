@@ -353,7 +353,8 @@ def write_experiment(runs: pd.DataFrame, name: str, output_dir: Optional[os.Path
             plot_gain_vs_x(gains, Path(figures_dir) / f"why_{name}", title, "iterations (poly schedule over each length)",
                            paper=paper_gains(exp.students[0]) if len(exp.students) == 1 else None, width=width)
         else:
-            plot_effects(gains, effects, Path(figures_dir) / f"why_{name}", title, width=width)
+            plot_effects(gains, effects, Path(figures_dir) / f"why_{name}", title, width=width,
+                         variant_labels={v.name: v.title for v in exp.variants})
     return gains, effects
 
 
