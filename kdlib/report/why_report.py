@@ -98,17 +98,22 @@ def plot_regime_gains(table: pd.DataFrame, path: os.PathLike, student: str = "de
     settings = list(dict.fromkeys(part["setting"]))
     colors = dict(zip(settings, sns.color_palette(PALETTE, max(len(settings), 1))))
     fig, ax = plt.subplots(figsize=(7.2, 3.6))
-    step = 0.8 / max(len(settings), 1)
-    for i, setting in enumerate(settings):
-        rows = part[part["setting"] == setting].set_index("method")
-        xs = [j - 0.4 + step * (i + 0.5) for j, m in enumerate(methods) if m in rows.index]
-        shown = [m for m in methods if m in rows.index]
-        ax.errorbar(xs, rows.loc[shown, "gain_pct"], yerr=np.nan_to_num(rows.loc[shown, "gain_ci_pct"].to_numpy(float)),
-                    ls="none", marker="o", ms=4, capsize=2.5, color=colors[setting], label=setting)
+    labelled = set()
+    for j, method in enumerate(methods):            # dodge only the settings that measured this method
+        rows = part[part["method"] == method].set_index("setting")
+        present = [s for s in settings if s in rows.index]
+        step = min(0.8 / max(len(present), 1), 0.2)
+        for i, setting in enumerate(present):
+            x = j + step * (i - (len(present) - 1) / 2)
+            ci = rows.loc[setting, "gain_ci_pct"]
+            ax.errorbar([x], [rows.loc[setting, "gain_pct"]], yerr=[0.0 if ci != ci else ci], ls="none", marker="o",
+                        ms=4, capsize=2.5, color=colors[setting],
+                        label=None if setting in labelled else setting)
+            labelled.add(setting)
     paper = paper_gains(student)
     for j, method in enumerate(methods):
         if method in paper:
-            ax.plot([j + 0.45], [paper[method]], ls="none", marker="D", ms=5, color="grey", markeredgecolor="black",
+            ax.plot([j + 0.5], [paper[method]], ls="none", marker="D", ms=5, color="grey", markeredgecolor="black",
                     markeredgewidth=0.5)
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xticks(range(len(methods)), [method_label(m) for m in methods])
