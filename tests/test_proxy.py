@@ -196,3 +196,23 @@ def test_a_why_settings_own_teacher_is_shipped_with_the_results_and_reused(tmp_p
     other = tmp_path / "elsewhere"
     assert proxy.ship_run(run_dir, other) is True and (other / "best.pt").read_bytes() == b"weights"
     assert proxy.ship_run(run_dir, other) is False and not other.with_name("elsewhere.tmp").exists()
+
+
+def test_committed_setting_teachers_match_their_settings():
+    """Every why setting's own teacher that is committed under results/proxy was trained with that setting's
+    teacher config (skipped where none is committed yet)."""
+    from kdlib.engine.rundir import config_changes
+    from kdlib.studies.why import EXPERIMENTS, variant_teacher_config
+
+    checked = 0
+    for exp in EXPERIMENTS.values():
+        for variant in exp.variants:
+            cfg = variant_teacher_config(variant, proxy.teacher_config)
+            shipped = proxy.RESULTS / Path(cfg.run_dir).name if cfg is not None else None
+            if shipped is None or not (shipped / "config.yaml").is_file():
+                continue
+            assert config_changes(shipped, cfg.to_yaml()) == [], variant.name
+            assert (shipped / "best.pt").stat().st_size > 1_000_000
+            checked += 1
+    if not checked:
+        pytest.skip("no setting teacher committed in this checkout")
