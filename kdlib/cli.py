@@ -123,6 +123,11 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
         for step, what in outcome.items():
             print(f"{step:<18} {what}")
         return 1 if any(what.startswith("failed") for what in outcome.values()) else 0
+    if args.status:
+        from kdlib.studies.proxy import why_status
+
+        print("\n".join(why_status(args.steps or None)))
+        return 0
     if args.report:
         from kdlib.report.proxy_report import write_report
 
@@ -423,6 +428,10 @@ def _add_proxy(sub: Any) -> None:
     proxy.add_argument("--verify", action="store_true",
                        help="train nothing: compare the mIoU of every run present under runs/proxy with the committed "
                             "results/proxy/**/runs.csv (exit 1 on a mismatch)")
+    proxy.add_argument("--status", action="store_true",
+                       help="train nothing: where the why steps stand under runs/proxy (runs done per setting, "
+                            "interrupted runs and the iteration they resume from, each setting's own teacher), "
+                            "e.g. before resuming a study that spans sessions")
     proxy.add_argument("--quiet", action="store_true", help="no progress output")
     proxy.set_defaults(func=_cmd_proxy)
 

@@ -216,3 +216,37 @@ def test_committed_setting_teachers_match_their_settings():
             checked += 1
     if not checked:
         pytest.skip("no setting teacher committed in this checkout")
+
+
+def test_status_says_where_each_why_run_stands_from_its_files(tmp_path, monkeypatch, capsys):
+    from kdlib.cli import main
+    from kdlib.studies.why import run_state
+
+    monkeypatch.chdir(tmp_path)
+    main_root = tmp_path / "runs/proxy/main"
+    done = main_root / "student-deeplabv3resnet18_method-none_seed-0"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text("{}")
+    stopped = tmp_path / "runs/proxy/why_schedule/iterations-3200/student-deeplabv3resnet18_method-cirkd_seed-2"
+    stopped.mkdir(parents=True)
+    (stopped / "config.yaml").write_text("x: 1\n")
+    (stopped / "checkpoint_last.pt").write_bytes(b"c")
+    (stopped / "log.jsonl").write_text('{"iteration": 1600}\n{"iteration": 1610, "loss": 1.0}\n')
+    started = stopped.with_name("student-deeplabv3resnet18_method-kd_seed-0")
+    started.mkdir()
+    (started / "config.yaml").write_text("x: 1\n")
+    assert run_state(done) == ("done", None) and run_state(stopped) == ("interrupted", 1610)
+    assert run_state(started) == ("started", None) and run_state(tmp_path / "nothing") == ("to train", None)
+
+    assert main(["proxy", "--status", "why_schedule", "why_map_size"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "why_schedule: final cell not run yet"
+    assert out[1].split() == ["iterations-800", "1/15", "runs", "done"]
+    assert out[3].endswith("0/15 runs done; stopped or running (resume from their checkpoint): "
+                           "cirkd seed 2 at iteration 1610")
+    assert out[4] == "why_map_size: final cell not run yet"
+    assert "own teacher runs/proxy/teacher_128x256: to train" in out[6]
+    assert main(["proxy", "--status", "why_schedul"]) == 2             # one line, with a suggestion
+    assert "did you mean why_schedule" in capsys.readouterr().err
+    assert main(["proxy", "--status", "cirkd_table4"]) == 0
+    assert capsys.readouterr().out.strip() == "cirkd_table4: --status covers the why steps only"

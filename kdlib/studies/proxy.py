@@ -486,6 +486,46 @@ def ship_run(run_dir: Path, shipped: Path) -> bool:
     return True
 
 
+def why_status(steps: Optional[Sequence[str]] = None) -> List[str]:
+    """Lines saying where each why step stands under runs/proxy (``kdlib proxy --status``): per setting, runs done /
+    needed, interrupted runs with their last logged iteration (they resume there), and the setting's own teacher.
+    Nothing is trained or loaded."""
+    from kdlib.studies.why import experiment_progress
+
+    wanted = [n for step in (steps or ["why"]) for n in STEP_GROUPS.get(step, (step,))]
+    unknown = [n for n in wanted if n not in STEP_NAMES]
+    if unknown:
+        plan(unknown)                     # raises the usual one-line error, with a suggestion
+    why_names = {s.name for s in WHY_STEPS}
+    lines: List[str] = [f"{n}: --status covers the why steps only" for n in wanted if n not in why_names]
+    for step in WHY_STEPS:
+        if step.name not in wanted:
+            continue
+        name = step.name[len("why_"):]
+        table = experiment_progress(name, RUNS / step.group, RUNS / "main", [int(s) for s in WHY_SEEDS.split(",")])
+        final = step_done(step.name)
+        lines.append(f"{step.name}: {'final cell committed' if final else 'final cell not run yet'}")
+        for variant, part in table.groupby("variant", sort=False):
+            runs = part[part["method"] != "teacher"]
+            text = f"  {variant:<16} {int((runs['state'] == 'done').sum())}/{len(runs)} runs done"
+            stopped = runs[runs["state"] == "interrupted"]
+            if len(stopped):
+                text += "; stopped or running (resume from their checkpoint): " + ", ".join(
+                    f"{r.method} seed {r.seed} at iteration {'?' if r.iteration != r.iteration or r.iteration is None else int(r.iteration)}"
+                    for r in stopped.itertuples())
+            for r in part[part["method"] == "teacher"].itertuples():
+                at = "" if r.iteration != r.iteration or r.iteration is None else f", at iteration {int(r.iteration)}"
+                state = "stopped or running" if r.state == "interrupted" else r.state
+                text += f"; own teacher {r.run_dir}: {state}{at}"
+            lines.append(text)
+    return lines
+
+
+def step_done(step: str) -> bool:
+    """True when ``step``'s final cell has written its results under results/proxy."""
+    return any(Path(RESULTS, step).glob("*/summary.csv"))
+
+
 def _append_timing(record: Mapping[str, Any]) -> None:
     import pandas as pd
 

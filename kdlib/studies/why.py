@@ -209,6 +209,56 @@ def run_experiment(name: str, preset: str, seeds: Sequence[int], runs_root: os.P
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def run_state(run_dir: os.PathLike) -> Tuple[str, Optional[int]]:
+    """Where a run folder stands, from its files alone: ``("done", None)`` (``metrics.json``),
+    ``("interrupted", iteration)`` (a checkpoint to resume from; the last logged iteration),
+    ``("started", None)`` (a config but no checkpoint yet: it restarts) or ``("to train", None)``."""
+    import json
+
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.json").is_file():
+        return "done", None
+    if (run_dir / "checkpoint_last.pt").is_file():
+        iteration = None
+        log = run_dir / "log.jsonl"
+        if log.is_file():
+            lines = [line for line in log.read_text().splitlines() if line.strip()]
+            try:
+                iteration = int(json.loads(lines[-1]).get("iteration")) if lines else None
+            except (ValueError, TypeError):
+                iteration = None
+        return "interrupted", iteration
+    if (run_dir / "config.yaml").is_file():
+        return "started", None
+    return "to train", None
+
+
+def experiment_progress(name: str, runs_root: os.PathLike, main_runs_root: Optional[os.PathLike],
+                        seeds: Sequence[int]) -> pd.DataFrame:
+    """Every run experiment ``name`` needs and where it stands (:func:`run_state`), without training or reading a
+    checkpoint: columns ``variant, student, method, seed, run_dir, state, iteration``; a setting's own teacher
+    first among its rows, with ``method`` ``teacher``. What ``kdlib proxy --status`` prints."""
+    from kdlib.studies.grid import run_id
+
+    exp = experiment(name)
+    rows: List[Dict[str, Any]] = []
+    for variant in exp.variants:
+        teacher_dir = (variant.teacher or {}).get("run_dir")
+        if teacher_dir:
+            state, iteration = run_state(teacher_dir)
+            rows.append({"variant": variant.name, "student": "", "method": "teacher", "seed": None,
+                         "run_dir": str(teacher_dir), "state": state, "iteration": iteration})
+        root = variant_root(variant, runs_root, main_runs_root)
+        for student in exp.students:
+            for method in exp.methods_of(variant):
+                for seed in seeds:
+                    run_dir = root / run_id({"student": student, "method": method, "seed": int(seed)})
+                    state, iteration = run_state(run_dir)
+                    rows.append({"variant": variant.name, "student": student, "method": method, "seed": int(seed),
+                                 "run_dir": str(run_dir), "state": state, "iteration": iteration})
+    return pd.DataFrame(rows, columns=["variant", "student", "method", "seed", "run_dir", "state", "iteration"])
+
+
 def gains_by_variant(runs: pd.DataFrame, name: str) -> pd.DataFrame:
     """Per (student, variant, method): mIoU (%) ± 95 % CI and the gain over the baseline (``none``) of the same
     variant — or of the main variant where the variant trains no baseline — with Welch's 95 % interval."""
@@ -358,6 +408,7 @@ def write_experiment(runs: pd.DataFrame, name: str, output_dir: Optional[os.Path
     return gains, effects
 
 
-__all__ = ["CORE_METHODS", "EXPERIMENTS", "Experiment", "Variant", "effects_table", "experiment",
+__all__ = ["CORE_METHODS", "EXPERIMENTS", "Experiment", "Variant", "effects_table", "experiment", "experiment_progress",
+           "run_state",
            "gains_by_variant", "paper_gains", "welch_combination", "run_experiment", "variant_root", "variant_teacher_config",
            "write_experiment"]
