@@ -23,7 +23,7 @@
 # way the committed results were made.
 
 # %% tags=["parameters"]
-experiment = "schedule"                     # schedule / loss_scale / pixel_queue (kdlib.studies.why)
+experiment = "schedule"                     # schedule / loss_scale / map_size / pixel_queue (kdlib.studies.why)
 preset = "proxy"                            # the built-in data at the proxy study's sizes
 students = ""                               # comma-separated subset of the experiment's students; empty: all
 methods = ""                                # subset of its methods; empty: all
