@@ -240,11 +240,11 @@ def test_status_says_where_each_why_run_stands_from_its_files(tmp_path, monkeypa
 
     assert main(["proxy", "--status", "why_schedule", "why_map_size"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "why_schedule: final cell not run yet"
+    assert out[0] == "why_schedule: final cell not run yet (results/proxy/why_schedule)"
     assert out[1].split() == ["iterations-800", "1/15", "runs", "done"]
     assert out[3].endswith("0/15 runs done; stopped or running (resume from their checkpoint): "
                            "cirkd seed 2 at iteration 1610")
-    assert out[4] == "why_map_size: final cell not run yet"
+    assert out[4] == "why_map_size: final cell not run yet (results/proxy/why_map_size)"
     assert "own teacher runs/proxy/teacher_128x256: to train" in out[6]
     assert main(["proxy", "--status", "why_schedul"]) == 2             # one line, with a suggestion
     assert "did you mean why_schedule" in capsys.readouterr().err

@@ -503,22 +503,25 @@ def why_status(steps: Optional[Sequence[str]] = None) -> List[str]:
             continue
         name = step.name[len("why_"):]
         table = experiment_progress(name, RUNS / step.group, RUNS / "main", [int(s) for s in WHY_SEEDS.split(",")])
-        final = step_done(step.name)
-        lines.append(f"{step.name}: {'final cell committed' if final else 'final cell not run yet'}")
+        written = "final cell written" if step_done(step.name) else "final cell not run yet"
+        lines.append(f"{step.name}: {written} ({RESULTS / step.name})")
         for variant, part in table.groupby("variant", sort=False):
             runs = part[part["method"] != "teacher"]
             text = f"  {variant:<16} {int((runs['state'] == 'done').sum())}/{len(runs)} runs done"
             stopped = runs[runs["state"] == "interrupted"]
             if len(stopped):
                 text += "; stopped or running (resume from their checkpoint): " + ", ".join(
-                    f"{r.method} seed {r.seed} at iteration {'?' if r.iteration != r.iteration or r.iteration is None else int(r.iteration)}"
-                    for r in stopped.itertuples())
+                    f"{r.method} seed {r.seed}{_at_iteration(r.iteration)}" for r in stopped.itertuples())
             for r in part[part["method"] == "teacher"].itertuples():
-                at = "" if r.iteration != r.iteration or r.iteration is None else f", at iteration {int(r.iteration)}"
                 state = "stopped or running" if r.state == "interrupted" else r.state
-                text += f"; own teacher {r.run_dir}: {state}{at}"
+                text += f"; own teacher {r.run_dir}: {state}{_at_iteration(r.iteration)}"
             lines.append(text)
     return lines
+
+
+def _at_iteration(iteration: Any) -> str:
+    """`` at iteration N`` for a logged iteration, empty when none was logged (None or NaN)."""
+    return "" if iteration is None or iteration != iteration else f" at iteration {int(iteration)}"
 
 
 def step_done(step: str) -> bool:
