@@ -123,6 +123,13 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
         for step, what in outcome.items():
             print(f"{step:<18} {what}")
         return 1 if any(what.startswith("failed") for what in outcome.values()) else 0
+    if args.ship:
+        from kdlib.studies.proxy import SHIPPED_STUDENT_RUNS, ship_students
+
+        shipped = ship_students()
+        print(f"proxy: {len(shipped)} finished run(s) newly shipped to {SHIPPED_STUDENT_RUNS} (no weights); "
+              f"commit it, and `kdlib proxy` in a later session or a fresh clone reuses them")
+        return 0
     if args.status:
         from kdlib.studies.proxy import why_status
 
@@ -432,6 +439,11 @@ def _add_proxy(sub: Any) -> None:
                        help="train nothing: where the why steps stand under runs/proxy (runs done per setting, "
                             "interrupted runs and the iteration they resume from, each setting's own teacher), "
                             "e.g. before resuming a study that spans sessions")
+    proxy.add_argument("--ship", action="store_true",
+                       help="train nothing: copy every finished run under runs/proxy/main and runs/proxy/why_* "
+                            "(config, metrics, log; no weights) to results/proxy/shipped_runs/ to be committed, so "
+                            "that a study spanning sessions or clones resumes there without training them again "
+                            "(`kdlib proxy` installs them; --verify does not count them as reproduced)")
     proxy.add_argument("--quiet", action="store_true", help="no progress output")
     proxy.set_defaults(func=_cmd_proxy)
 

@@ -232,4 +232,7 @@ def weights_file(path: Path) -> Path:
     for name in ("best.pt", "final.pt"):
         if (path / name).is_file():
             return path / name
+    if (path / "shipped.json").is_file():   # kdlib.studies.shipped_runs.MARK
+        raise FileNotFoundError(f"{path} holds a finished run's results without its weights (installed from "
+                                f"results/proxy/shipped_runs); delete {path} and run again to retrain it with weights")
     raise FileNotFoundError(f"{path} holds no best.pt or final.pt: is the run finished?")

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from kdlib.studies.shipped_runs import is_installed_copy
+
 if TYPE_CHECKING:
     import pandas
 
@@ -35,6 +37,10 @@ FIGURES = Path("figures/proxy")
 RUNS = Path("runs/proxy")
 CELLS = RUNS / "cells"
 TEACHER_RUN = RUNS / "teacher"
+#: Finished student runs carried between sessions without weights (``kdlib proxy --ship``;
+#: :mod:`kdlib.studies.shipped_runs`): the runs the why study trains or reuses.
+SHIPPED_STUDENT_RUNS = RESULTS / "shipped_runs"
+SHIPPED_FOLDERS = ("main", "why_*")
 PRESET = "proxy"
 
 #: The teacher trains this long (once): a narrow R101 without ImageNet learns slower than the students, and the
@@ -322,6 +328,10 @@ def run_proxy(steps: Optional[Sequence[str]] = None, jobs: int = 2, dry_run: boo
     records.append({"step": "teacher", "phase": "train", "cells": 1, "ran": 1, "failed": 0,
                     "wall_time_s": round(time.time() - started, 1)})
     _append_timing(records[-1])
+    installed = install_shipped_students()
+    if installed and progress:
+        print(f"[proxy] {len(installed)} finished run(s) from {SHIPPED_STUDENT_RUNS} installed under {RUNS} "
+              f"(reused, not re-trained)", flush=True)
     failures = []
     teachers_done = set()
     for step, phase, root, notebook, params, n in calls:
@@ -362,7 +372,7 @@ def missing_weights(step: Step) -> List[str]:
     for key in ("methods", "distilled_method", "afdcd_method"):
         methods.update(m.strip() for m in str(step.params.get(key, "")).split(",") if m.strip())
     folders = [RUNS / "main" / run_id({"student": "deeplabv3_resnet18", "method": m, "seed": 0}) for m in sorted(methods)]
-    return [str(f) for f in folders if not (f / "metrics.json").is_file()]
+    return [str(f) for f in folders if not (f / "metrics.json").is_file() or is_installed_copy(f)]
 
 
 def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict[str, str]:
@@ -486,11 +496,32 @@ def ship_run(run_dir: Path, shipped: Path) -> bool:
     return True
 
 
+def ship_students() -> List[Path]:
+    """``kdlib proxy --ship``: copy every finished run under runs/proxy/{main,why_*} that is not shipped yet to
+    results/proxy/shipped_runs/ (config, environment, metrics, log; no weights), to be committed, so that a study
+    spanning sessions or clones resumes without training them again (:mod:`kdlib.studies.shipped_runs`)."""
+    from kdlib.studies.shipped_runs import ship_runs
+
+    return ship_runs(RUNS, SHIPPED_STUDENT_RUNS, SHIPPED_FOLDERS)
+
+
+def install_shipped_students() -> List[Path]:
+    """Install the committed shipped runs under runs/proxy wherever no run is there yet; the installed folders."""
+    from kdlib.studies.shipped_runs import install_runs
+
+    return install_runs(SHIPPED_STUDENT_RUNS, RUNS)
+
+
 def why_status(steps: Optional[Sequence[str]] = None) -> List[str]:
     """Lines saying where each why step stands under runs/proxy (``kdlib proxy --status``): per setting, runs done /
     needed, interrupted runs with their last logged iteration (they resume there), and the setting's own teacher.
     Nothing is trained or loaded."""
+    from kdlib.studies.shipped_runs import REQUIRED_FILES
     from kdlib.studies.why import experiment_progress
+
+    def shipped(run_dir: str) -> bool:   # not here yet, but committed: installed when the step runs
+        source = SHIPPED_STUDENT_RUNS / Path(run_dir).relative_to(RUNS)
+        return all((source / f).is_file() for f in REQUIRED_FILES)
 
     wanted = [n for step in (steps or ["why"]) for n in STEP_GROUPS.get(step, (step,))]
     unknown = [n for n in wanted if n not in STEP_NAMES]
@@ -508,12 +539,18 @@ def why_status(steps: Optional[Sequence[str]] = None) -> List[str]:
         for variant, part in table.groupby("variant", sort=False):
             runs = part[part["method"] != "teacher"]
             text = f"  {variant:<16} {int((runs['state'] == 'done').sum())}/{len(runs)} runs done"
+            waiting = sum(shipped(r.run_dir) for r in runs.itertuples() if r.state == "to train")
+            if waiting:
+                text += f" (+{waiting} shipped in {SHIPPED_STUDENT_RUNS}, installed when the step runs)"
             stopped = runs[runs["state"] == "interrupted"]
             if len(stopped):
                 text += "; stopped or running (resume from their checkpoint): " + ", ".join(
                     f"{r.method} seed {r.seed}{_at_iteration(r.iteration)}" for r in stopped.itertuples())
             for r in part[part["method"] == "teacher"].itertuples():
                 state = "stopped or running" if r.state == "interrupted" else r.state
+                if state == "to train" and all((RESULTS / Path(r.run_dir).name / f).is_file()
+                                               for f in SHIPPED_TEACHER_FILES):
+                    state = f"committed in {RESULTS / Path(r.run_dir).name}, installed when the step runs"
                 text += f"; own teacher {r.run_dir}: {state}{_at_iteration(r.iteration)}"
             lines.append(text)
     return lines
@@ -560,7 +597,8 @@ def verify_runs(results: os.PathLike = "results/proxy", tolerance: float = 1e-9)
     (|difference| <= ``tolerance`` in mIoU fraction), ``spread`` (the committed seed range of the run's
     configuration, in mIoU %: max - min over its seeds in the same table; for a configuration with one seed,
     the median range of the study's multi-seed configurations) and ``within_spread``
-    (|local - committed| <= spread). Runs not trained here are left out.
+    (|local - committed| <= spread). Runs not trained here are left out, and so are runs installed from
+    results/proxy/shipped_runs (:mod:`kdlib.studies.shipped_runs`: trained elsewhere).
 
     What holds where: CPU training is deterministic on one kind of machine (CPU model and the instruction set
     torch's kernels use, :func:`kdlib.engine.rundir.machine`), so there every number must match exactly;
@@ -576,7 +614,7 @@ def verify_runs(results: os.PathLike = "results/proxy", tolerance: float = 1e-9)
 
     def compare(step: str, run_dir: str, committed: float) -> None:
         metrics = Path(run_dir, "metrics.json")
-        if metrics.is_file():
+        if metrics.is_file() and not is_installed_copy(Path(run_dir)):   # a shipped copy was trained elsewhere
             local = float(json.loads(metrics.read_text())["miou"])
             rows.append({"step": step, "run_dir": run_dir, "committed": 100 * committed, "local": 100 * local,
                          "match": abs(local - committed) <= tolerance,
@@ -634,5 +672,5 @@ def verification_verdict(checked: "pandas.DataFrame", committed_kind: Optional[s
     return len(bad) == 0, lines
 
 
-__all__ = ["redraw", "REDRAW_SKIPS", "FIGURE_STEPS", "missing_weights", "verify_runs", "verification_verdict", "committed_machine", "MACHINE_FILE", "STEPS", "STEP_NAMES", "SHIPPED_TEACHER", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher",
+__all__ = ["ship_students", "install_shipped_students", "SHIPPED_STUDENT_RUNS", "SHIPPED_FOLDERS", "redraw", "REDRAW_SKIPS", "FIGURE_STEPS", "missing_weights", "verify_runs", "verification_verdict", "committed_machine", "MACHINE_FILE", "STEPS", "STEP_NAMES", "SHIPPED_TEACHER", "Step", "Grid", "TEACHER_ITERATIONS", "ensure_teacher",
            "grid_command", "install_shipped_teacher", "plan", "run_proxy", "teacher_config"]
