@@ -91,6 +91,7 @@ def test_run_proxy_drives_run_grid_in_plan_order(monkeypatch, tmp_path):
 
     calls = []
     monkeypatch.setattr(proxy, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(proxy, "SHIPPED_STUDENT_RUNS", tmp_path / "results" / "shipped_runs")   # nothing installed
     monkeypatch.setattr(proxy, "ensure_teacher", lambda progress, train_teacher=False: calls.append("teacher") or {})
 
     def fake_run_grid(notebook, params, jobs, results_root, study, progress, seeds=None):
