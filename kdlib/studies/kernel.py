@@ -29,6 +29,15 @@ def ipc_kernel_manager() -> Any:
 
             return os.path.join(tempfile.gettempdir(), f"kdlib-kernel-{uuid.uuid4().hex}")
 
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts the kernel before every shutdown request; a kernel still busy with its
+            # last reply then logs "ERROR | KeyboardInterrupt caught in kernel." into the grid's output, though
+            # the notebook had finished. A finished notebook's kernel needs no interrupt: the shutdown request
+            # (then SIGTERM, SIGKILL) stops it. Interrupts at any other time are sent as before.
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
     return IPCKernelManager
 
 
