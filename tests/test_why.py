@@ -89,6 +89,32 @@ def test_gain_differences_across_settings_with_their_own_baselines():
     assert math.isnan(why.welch_combination([(1, [1.0]), (-1, [2.0, 3.0])])[1])   # one seed: no interval
 
 
+def test_between_method_change_contrasts_cancel_the_baselines_by_hand():
+    """Four groups (a and b in both settings), n = 3 each with variance 1 except b at 16 x 32 (variance 4):
+    se^2 = (1 + 1 + 1 + 4) / 3 = 7/3; Welch dof = (7/3)^2 / ((3 * (1/3)^2 + (4/3)^2) / 2) = 49/9 / (19/18)
+    = 98/19. Gains (baseline means 30 and 41): KD 32 - 30 = 2 -> 41 - 41 = 0, a change of -2; CIRKD 2 -> 45 - 41
+    = 4, a change of +2; so KD's change minus CIRKD's = -4. The baseline, however noisy, cancels."""
+    from kdlib.report.tables import t_quantile
+
+    rows = []
+    per_seed = {("maps-8x16", "none"): (30, 50, 10), ("maps-8x16", "cirkd"): (31, 32, 33),
+                ("maps-8x16", "kd"): (31, 32, 33), ("maps-16x32", "none"): (40, 41, 42),
+                ("maps-16x32", "cirkd"): (44, 45, 46), ("maps-16x32", "kd"): (39, 41, 43)}
+    for (variant, method), values in per_seed.items():
+        rows += [{"variant": variant, "x": None, "student": "s", "method": method, "seed": seed, "miou": v / 100}
+                 for seed, v in enumerate(values)]
+    pairs = why.method_change_contrasts(pd.DataFrame(rows), "map_size")
+    assert len(pairs) == 1
+    row = pairs.iloc[0]
+    assert (row["method"], row["other"], row["variant"], row["reference"]) == ("kd", "cirkd", "maps-16x32",
+                                                                                "maps-8x16")
+    assert row["change_difference_pct"] == pytest.approx(-4.0)       # kd first: the experiment's method order
+    assert row["change_difference_ci_pct"] == pytest.approx(t_quantile(0.975, 98 / 19) * math.sqrt(7 / 3),
+                                                            rel=1e-9)
+    assert row["change_difference_ci_pct"] == pytest.approx(3.90, abs=0.01)   # t(0.975, 5.16) = 2.55
+    assert bool(row["resolved"])                                               # 4 > 3.90
+
+
 def _write_summary(results: Path, experiment: str, rows, effects=None) -> None:
     folder = results / f"why_{experiment}" / "cell"
     folder.mkdir(parents=True)

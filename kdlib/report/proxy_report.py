@@ -282,6 +282,15 @@ def why_step(step: str, results: os.PathLike = "results/proxy") -> List[str]:
                                                          "gain_difference_ci_pct": "gain ±CI"})[
                       ["student", "method", "variant", "reference", "n", "mIoU diff", "±CI", "gain diff", "gain ±CI",
                        "resolved"]]), ""]
+    if (folder / "runs.csv").is_file():
+        from kdlib.studies.why import method_change_contrasts
+
+        pairs = method_change_contrasts(pd.read_csv(folder / "runs.csv"), exp.name)
+        if len(pairs):
+            lines += ["Between methods (how much more the first method's gain changed from the reference setting "
+                      "than the other's; the baselines cancel):", "",
+                      markdown_table(pairs.rename(columns={"change_difference_pct": "change diff",
+                                                           "change_difference_ci_pct": "±CI"})), ""]
     return lines
 
 

@@ -343,6 +343,38 @@ def effects_table(runs: pd.DataFrame, name: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def method_change_contrasts(runs: pd.DataFrame, name: str) -> pd.DataFrame:
+    """How much more one method's gain changed than another's, per contrast of the experiment: for methods a, b
+    of the same student and a setting v against its reference r, ``(gain_a(v) - gain_a(r)) - (gain_b(v) -
+    gain_b(r))`` in mIoU pp, which equals ``a(v) - b(v) - a(r) + b(r)`` (the baselines cancel), with the Welch
+    95 % interval of that four-group sum (:func:`welch_combination`). One row per unordered pair of the
+    distillation methods both settings measured, in the experiment's method order; ``resolved`` when the
+    interval excludes 0. This tests predictions of the form "method a's gain changes more than the others'"."""
+    exp = experiment(name)
+    order = {m: i for i, m in enumerate(exp.methods)}
+
+    def miou(variant: str, student: str, method: str) -> pd.Series:
+        part = runs[(runs["variant"] == variant) & (runs["student"] == student) & (runs["method"] == method)]
+        return 100 * part["miou"].astype(float)
+
+    rows: List[Dict[str, Any]] = []
+    for variant, reference in exp.contrasts:
+        for student in dict.fromkeys(runs.loc[runs["variant"] == variant, "student"]):
+            methods = sorted({m for m in runs.loc[(runs["variant"] == variant) & (runs["student"] == student),
+                                                  "method"] if m != "none" and len(miou(reference, student, m))},
+                             key=lambda m: order.get(m, len(order)))
+            for i, a in enumerate(methods):
+                for b in methods[i + 1:]:
+                    estimate, ci = welch_combination([(1, miou(variant, student, a)), (-1, miou(variant, student, b)),
+                                                      (-1, miou(reference, student, a)),
+                                                      (1, miou(reference, student, b))])
+                    rows.append({"student": student, "variant": variant, "reference": reference, "method": a,
+                                 "other": b, "change_difference_pct": estimate, "change_difference_ci_pct": ci,
+                                 "resolved": bool(ci == ci and abs(estimate) > ci)})
+    return pd.DataFrame(rows, columns=["student", "variant", "reference", "method", "other", "change_difference_pct",
+                                       "change_difference_ci_pct", "resolved"])
+
+
 def paper_gains(student: str = R18, dataset: str = "cityscapes") -> Dict[str, float]:
     """The papers' gains (mIoU pp over their baseline) for ``student`` on ``dataset`` val, per method: the main
     tables (CIRKD Table 1, Af-DCD's main table); KD from CIRKD Table 4 (``ce+kd``; reported for MobileNetV2
@@ -410,5 +442,5 @@ def write_experiment(runs: pd.DataFrame, name: str, output_dir: Optional[os.Path
 
 __all__ = ["CORE_METHODS", "EXPERIMENTS", "Experiment", "Variant", "effects_table", "experiment", "experiment_progress",
            "run_state",
-           "gains_by_variant", "paper_gains", "welch_combination", "run_experiment", "variant_root", "variant_teacher_config",
+           "gains_by_variant", "method_change_contrasts", "paper_gains", "welch_combination", "run_experiment", "variant_root", "variant_teacher_config",
            "write_experiment"]
