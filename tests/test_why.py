@@ -155,3 +155,18 @@ def test_the_overview_puts_every_setting_beside_the_main_one_once(tmp_path):
     written = plot_regime_gains(table, tmp_path / "why_gains")
     assert all(p.is_file() and p.stat().st_size > 1000 for p in written)
     assert regime_gains(tmp_path / "nothing").empty and why_overview(tmp_path / "nothing") == []
+
+
+def test_figure_titles_name_every_setting_crop(monkeypatch, tmp_path):
+    """The map-size figure compares 64 x 128 and 128 x 256 crops: its title names both, not the preset's alone."""
+    from kdlib.figures import why_plots
+
+    titles = []
+    monkeypatch.setattr(why_plots, "plot_effects", lambda gains, effects, path, title, **kw: titles.append(title))
+    monkeypatch.setattr(why_plots, "plot_gain_vs_x", lambda gains, path, title, *a, **kw: titles.append(title))
+    rows = [{"variant": v, "x": None, "student": "s", "method": m, "seed": seed, "miou": (30 + seed) / 100}
+            for v in ("maps-8x16", "maps-16x32") for m in ("none", "kd") for seed in range(2)]
+    why.write_experiment(pd.DataFrame(rows), "map_size", None, tmp_path, preset="proxy")
+    why.write_experiment(_runs(), "pixel_queue", None, tmp_path, preset="proxy")
+    assert titles[0].endswith("proxy preset, 64x128 / 128x256 crops")
+    assert titles[1].endswith("proxy preset, 64x128 crops")

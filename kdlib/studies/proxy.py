@@ -389,7 +389,7 @@ def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict
     import tempfile
 
     from kdlib.studies.grid import run_grid
-    from kdlib.studies.replay import ENV_VAR
+    from kdlib.studies.replay import ENV_VAR, PREFER_VAR
 
     names = [n for n in (steps or ["main", "why"]) for n in STEP_GROUPS.get(n, (n,))]
     scratch = Path(tempfile.mkdtemp(prefix="kdlib-redraw-"))
@@ -399,12 +399,13 @@ def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(runs_csv, target)
     outcome: Dict[str, str] = {}
-    previous = os.environ.get(ENV_VAR)
+    previous = {var: os.environ.get(var) for var in (ENV_VAR, PREFER_VAR)}
     os.environ[ENV_VAR] = str(source)   # the kernels inherit it
     try:
         for step, phase, _, notebook, params, _ in plan(names):
             if phase != "final":
                 continue
+            os.environ[PREFER_VAR] = step      # a run also committed by another step keeps this step's row
             if step in REDRAW_SKIPS:
                 outcome[step] = "skipped (its numbers are timings: re-run the step to measure them again)"
                 continue
@@ -438,10 +439,11 @@ def redraw(steps: Optional[Sequence[str]] = None, progress: bool = True) -> Dict
                 shutil.rmtree(FIGURES / step, ignore_errors=True)
             outcome[step] = "redrawn"
     finally:
-        if previous is None:
-            os.environ.pop(ENV_VAR, None)
-        else:
-            os.environ[ENV_VAR] = previous
+        for var, value in previous.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
         shutil.rmtree(scratch, ignore_errors=True)
     return outcome
 

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 ENV_VAR = "KDLIB_REPLAY"
+#: A sub-folder of the replay folder whose rows win when a run appears in several ``runs.csv`` files (the same run
+#: folder trained again for another step, e.g. a main run re-trained from a clean tree): ``kdlib proxy --redraw``
+#: sets it to the step being redrawn, so each step keeps its own rows' commits and start times.
+PREFER_VAR = "KDLIB_REPLAY_PREFER"
 #: Columns of a runs.csv row that are the run's own numbers (besides ``iou/<class>``).
 RESULT_COLUMNS = ("miou", "pixel_acc", "best_miou", "wall_time_s", "peak_memory_mb", "report_checkpoint",
                   "final_split", "best_checkpoint_miou", "final_model_miou", "val_split", "best_iteration")
@@ -28,11 +32,14 @@ def replay_source() -> Optional[Path]:
 
 
 @lru_cache(maxsize=4)
-def _rows(folder: str) -> Dict[str, Dict[str, Any]]:
+def _rows(folder: str, prefer: str = "") -> Dict[str, Dict[str, Any]]:
     import pandas as pd
 
     rows: Dict[str, Dict[str, Any]] = {}
-    for path in sorted(Path(folder).rglob("runs.csv")):
+    paths = sorted(Path(folder).rglob("runs.csv"))
+    if prefer:   # read last, so its rows win
+        paths.sort(key=lambda p: p.relative_to(folder).parts[0] == prefer)
+    for path in paths:
         table = pd.read_csv(path)
         if "run_dir" not in table.columns:
             continue
@@ -48,7 +55,7 @@ def replayed_result(run_dir: os.PathLike) -> Optional[Dict[str, Any]]:
     source = replay_source()
     if source is None:
         return None
-    row = _rows(str(source)).get(str(run_dir))
+    row = _rows(str(source), os.environ.get(PREFER_VAR, "")).get(str(run_dir))
     if row is None:
         raise ValueError(f"replay ({ENV_VAR}={source}): {run_dir} is not among the committed runs; a replay "
                          f"never trains")
@@ -64,4 +71,4 @@ def replayed_result(run_dir: os.PathLike) -> Optional[Dict[str, Any]]:
     return result
 
 
-__all__ = ["ENV_VAR", "replay_source", "replayed_result"]
+__all__ = ["ENV_VAR", "PREFER_VAR", "replay_source", "replayed_result"]

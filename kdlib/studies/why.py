@@ -430,7 +430,9 @@ def write_experiment(runs: pd.DataFrame, name: str, output_dir: Optional[os.Path
 
             cfg = resolve_config(preset, {})
             width = cfg.student_width
-            title += f" · {preset} preset, {cfg.crop_size[0]}x{cfg.crop_size[1]} crops"
+            crops = dict.fromkeys(f"{h}x{w}" for h, w in [cfg.crop_size, *(v.overrides["crop_size"] for v in
+                                                                         exp.variants if "crop_size" in v.overrides)])
+            title += f" · {preset} preset, {' / '.join(crops)} crops"
         if all(v.x is not None for v in exp.variants):
             plot_gain_vs_x(gains, Path(figures_dir) / f"why_{name}", title, "iterations (poly schedule over each length)",
                            paper=paper_gains(exp.students[0]) if len(exp.students) == 1 else None, width=width)
