@@ -120,7 +120,9 @@ def plot_regime_gains(table: pd.DataFrame, path: os.PathLike, student: str = "de
     ax.set_ylabel("gain over the baseline (mIoU pp)")
     ax.grid(True, axis="y", alpha=0.3, lw=0.6)
     ax.spines[["top", "right"]].set_visible(False)
-    handles, labels = ax.get_legend_handles_labels()
+    handles, labels = ax.get_legend_handles_labels()     # in the settings' order, not the order first drawn
+    order = sorted(range(len(labels)), key=lambda i: settings.index(labels[i]))
+    handles, labels = [handles[i] for i in order], [labels[i] for i in order]
     handles.append(Line2D([], [], ls="none", marker="D", ms=5, color="grey", markeredgecolor="black",
                           markeredgewidth=0.5))
     labels.append("paper gain, Cityscapes")
