@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -307,6 +308,12 @@ def welch_combination(groups: Sequence[Tuple[float, Sequence[float]]], confidenc
     return estimate, t_quantile(0.5 + confidence / 2.0, dof) * math.sqrt(se2)
 
 
+def _miou_pct(runs: pd.DataFrame, variant: str, student: str, method: str) -> pd.Series:
+    """The mIoU (%) of every seed of one (setting, student, method) in a why runs table."""
+    part = runs[(runs["variant"] == variant) & (runs["student"] == student) & (runs["method"] == method)]
+    return 100 * part["miou"].astype(float)
+
+
 def effects_table(runs: pd.DataFrame, name: str) -> pd.DataFrame:
     """The experiment's contrasts: per (student, method, variant vs reference), the difference of mean mIoU (pp)
     and the difference of the gains over each setting's own baseline (its ``none`` runs, or the main setting's
@@ -315,9 +322,7 @@ def effects_table(runs: pd.DataFrame, name: str) -> pd.DataFrame:
     exp = experiment(name)
     main = next(v.name for v in exp.variants if v.main)
 
-    def miou(variant: str, student: str, method: str) -> pd.Series:
-        part = runs[(runs["variant"] == variant) & (runs["student"] == student) & (runs["method"] == method)]
-        return 100 * part["miou"].astype(float)
+    miou = partial(_miou_pct, runs)
 
     def baseline_of(variant: str, student: str) -> str:
         return variant if len(miou(variant, student, "none")) else main
@@ -353,9 +358,7 @@ def method_change_contrasts(runs: pd.DataFrame, name: str) -> pd.DataFrame:
     exp = experiment(name)
     order = {m: i for i, m in enumerate(exp.methods)}
 
-    def miou(variant: str, student: str, method: str) -> pd.Series:
-        part = runs[(runs["variant"] == variant) & (runs["student"] == student) & (runs["method"] == method)]
-        return 100 * part["miou"].astype(float)
+    miou = partial(_miou_pct, runs)
 
     rows: List[Dict[str, Any]] = []
     for variant, reference in exp.contrasts:
